@@ -208,7 +208,7 @@ def _sniff(data: bytes) -> Container | None:
     return None
 
 
-def _could_still_be_container(data: bytes) -> bool:
+def could_still_be_container(data: bytes) -> bool:
     """True while ``data`` is a prefix that more bytes could turn into a magic match."""
     if len(data) >= MAGIC_BYTES_NEEDED:
         return False
@@ -220,8 +220,9 @@ def _could_still_be_container(data: bytes) -> bool:
 def detect_format(data: bytes, mime: str | None = None) -> AudioFormat:
     """Tell what ``data`` (the first bytes of a stream) is, from its magic bytes and/or a MIME hint.
 
-    Magic bytes win over the hint for containers; the hint supplies what bytes cannot show
-    (the codec, and the sample rate and encoding of raw frames). Without a hint, bytes that match
+    Magic bytes win over a container hint (browsers mislabel, pages hard-code MIME types); the
+    hint supplies what bytes cannot show (the codec). A raw ``audio/pcm`` hint is taken as
+    declared, since raw frames carry no magic to check it against. Without a hint, bytes that match
     no magic are raw frames of unknown rate: use :meth:`AudioFormat.raw` or a MIME string.
 
     Args:
@@ -233,15 +234,15 @@ def detect_format(data: bytes, mime: str | None = None) -> AudioFormat:
             hint was given. The message says which.
     """
     hinted = parse_mime(mime) if mime else None
+    if hinted is not None and hinted.container is Container.RAW:
+        return hinted  # raw frames have no magic that could contradict the page's declaration
     sniffed = _sniff(bytes(data[:MAGIC_BYTES_NEEDED]))
     if sniffed is not None:
         if hinted is not None and hinted.container is sniffed:
             return hinted
         return AudioFormat(sniffed)
     if hinted is not None:
-        if hinted.container is Container.RAW:
-            return hinted
-        if _could_still_be_container(bytes(data)):
+        if could_still_be_container(bytes(data)):
             raise UnsupportedFormatError(
                 f"need {MAGIC_BYTES_NEEDED} bytes to confirm {hinted.mime}, got {len(data)}"
             )
@@ -249,7 +250,7 @@ def detect_format(data: bytes, mime: str | None = None) -> AudioFormat:
             f"bytes start with {bytes(data[:8]).hex(' ')}, not a {hinted.container.value} header "
             f"as MIME type {mime!r} says; was the first message (the header) lost?"
         )
-    if _could_still_be_container(bytes(data)):
+    if could_still_be_container(bytes(data)):
         raise UnsupportedFormatError(
             f"need {MAGIC_BYTES_NEEDED} bytes to detect the format, got {len(data)}"
         )

@@ -1,0 +1,59 @@
+"""streamdiarize: live, speaker-labelled transcripts from whatever audio a browser sends.
+
+Public API::
+
+    import streamdiarize as sd
+
+    fmt = sd.detect_format(first_bytes, mime="audio/webm;codecs=opus")
+    reassembler = sd.ChunkReassembler(mime="audio/webm;codecs=opus")
+    pcm = reassembler.feed(chunk)     # int16 mono 16 kHz numpy array, possibly empty
+    pcm = reassembler.flush()         # end of stream
+"""
+
+from ._exceptions import (
+    AuthenticationError,
+    BackendUnavailableError,
+    ConfigurationError,
+    ConnectionLostError,
+    CorruptStreamError,
+    InputError,
+    LimitExceededError,
+    QuotaExceededError,
+    ServiceError,
+    SessionClosedError,
+    StreamDiarizeError,
+    TranscriberError,
+    UnsupportedFormatError,
+)
+from .formats import AudioFormat, Container, SampleFormat, detect_format
+from .reassembler import ChunkReassembler
+from .resample import Resampler, resample
+from .segment import Segment, Word
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AudioFormat",
+    "AuthenticationError",
+    "BackendUnavailableError",
+    "ChunkReassembler",
+    "ConfigurationError",
+    "ConnectionLostError",
+    "Container",
+    "CorruptStreamError",
+    "InputError",
+    "LimitExceededError",
+    "QuotaExceededError",
+    "Resampler",
+    "SampleFormat",
+    "Segment",
+    "ServiceError",
+    "SessionClosedError",
+    "StreamDiarizeError",
+    "TranscriberError",
+    "UnsupportedFormatError",
+    "Word",
+    "__version__",
+    "detect_format",
+    "resample",
+]

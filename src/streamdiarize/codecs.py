@@ -1,0 +1,217 @@
+"""Packet decoders: compressed or PCM packets in, float32 mono frames out.
+
+Compressed codecs go through PyAV's bare ``CodecContext`` (FFmpeg's decoders, shipped in the
+``av`` wheel: no GStreamer, no ffmpeg binary), the way aiortc decodes RTP Opus. PCM layouts are
+a numpy ``frombuffer`` view. Every decoder downmixes to mono here (the channel mean, as
+FFmpeg's ``-ac 1``) so the resampler handles one channel.
+
+Opus could be decoded straight to mono by a mono decoder (RFC 6716 allows it, ≈ 1.4× faster),
+but for SILK/hybrid stereo packets that output differs from the channel mean (measured NCC
+0.96 on a stereo tone), so stereo streams are decoded in stereo and averaged.
+"""
+
+from __future__ import annotations
+
+import abc
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import av
+import numpy as np
+from numpy.typing import NDArray
+
+from ._exceptions import CorruptStreamError, InputError, UnsupportedFormatError
+from .containers import TrackInfo
+
+__all__ = ["AVDecoder", "Decoder", "OpusDecoder", "PcmDecoder", "make_decoder"]
+
+Mono = NDArray[np.float32]
+_EMPTY: Mono = np.zeros(0, dtype=np.float32)
+
+
+class Decoder(abc.ABC):
+    """Turns a track's packets into float32 mono frames at :attr:`sample_rate`."""
+
+    #: Frames per second of the decoded output.
+    sample_rate: int
+
+    @abc.abstractmethod
+    def decode(self, packet: bytes) -> Mono:
+        """Decode one packet. Raises :class:`CorruptStreamError` for undecodable data."""
+
+    def flush(self) -> Mono:
+        """Return frames the codec still holds (end of stream or before a restart)."""
+        return _EMPTY
+
+
+@contextmanager
+def _map_av_errors(codec: str) -> Iterator[None]:
+    """Translate PyAV/FFmpeg errors into :class:`CorruptStreamError` at the boundary."""
+    try:
+        yield
+    except InputError:
+        raise
+    except (av.FFmpegError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise CorruptStreamError(f"undecodable {codec} packet: {reason}") from exc
+
+
+def _downmix(planes: NDArray[np.float32]) -> Mono:
+    """Average ``[channel, frame]`` planes to one float32 channel."""
+    if planes.shape[0] == 1:
+        return planes[0]
+    return planes.mean(axis=0, dtype=np.float32)
+
+
+class AVDecoder(Decoder):
+    """Any FFmpeg audio decoder through PyAV, fed bare packets.
+
+    Args:
+        codec: FFmpeg decoder name (``"opus"``, ``"aac"``, ``"vorbis"``, ``"flac"``).
+        sample_rate: the rate the container declares (FFmpeg may report the real one later).
+        extradata: codec setup bytes (OpusHead, AudioSpecificConfig, Vorbis headers).
+    """
+
+    def __init__(self, codec: str, sample_rate: int, extradata: bytes = b"") -> None:
+        self._name = codec
+        try:
+            self._context = av.CodecContext.create(codec, "r")
+        except (av.FFmpegError, ValueError) as exc:
+            raise UnsupportedFormatError(f"no {codec} decoder in this PyAV build") from exc
+        if extradata:
+            self._context.extradata = extradata
+        self.sample_rate = sample_rate
+
+    def _collect(self, frames: list[av.AudioFrame]) -> Mono:
+        if not frames:
+            return _EMPTY
+        self.sample_rate = frames[0].sample_rate or self.sample_rate
+        parts = [_downmix(self._planes(frame)) for frame in frames]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    @staticmethod
+    def _planes(frame: av.AudioFrame) -> NDArray[np.float32]:
+        array = frame.to_ndarray()
+        if frame.format.is_packed:
+            array = array.reshape(-1, len(frame.layout.channels)).T
+        if array.dtype == np.float32:
+            return array
+        if array.dtype.kind == "f":
+            return array.astype(np.float32)
+        scale = np.float32(1.0 / -float(np.iinfo(array.dtype).min))
+        return array.astype(np.float32) * scale
+
+    def decode(self, packet: bytes) -> Mono:
+        if not packet:
+            return _EMPTY  # FFmpeg reads an empty packet as "drain": it would end the decoder
+        with _map_av_errors(self._name):
+            return self._collect(self._context.decode(av.Packet(packet)))
+
+    def flush(self) -> Mono:
+        with _map_av_errors(self._name):
+            return self._collect(self._context.decode(None))
+
+
+_OPUS_HEAD = struct.Struct("<8sBBHIhB")
+
+
+class OpusDecoder(AVDecoder):
+    """Opus through FFmpeg's native decoder (measured ≈ 1.7× faster than libopus here).
+
+    The OpusHead pre-skip is applied by FFmpeg itself, once.
+    """
+
+    def __init__(self, opus_head: bytes, channels: int) -> None:
+        head = opus_head or _OPUS_HEAD.pack(b"OpusHead", 1, channels, 0, 48000, 0, 0)
+        if len(head) < _OPUS_HEAD.size or head[:8] != b"OpusHead":
+            raise CorruptStreamError(f"Opus codec setup is not an OpusHead: {head[:19].hex(' ')}")
+        version, head_channels = head[8], head[9]
+        if version >> 4:
+            raise UnsupportedFormatError(f"OpusHead version {version} is not supported")
+        if head_channels == 0:
+            raise CorruptStreamError("OpusHead declares 0 channels")
+        super().__init__("opus", 48000, head)
+
+
+class PcmDecoder(Decoder):
+    """Interleaved PCM frames (Matroska ``A_PCM``, WAV, raw) to float32 mono, by numpy view.
+
+    Raises :class:`CorruptStreamError` on NaN or infinite float samples: they would poison the
+    resampler's filter state and every later output sample.
+    """
+
+    _DTYPES = {
+        "pcm_f32le": "<f4",
+        "pcm_f64le": "<f8",
+        "pcm_f32be": ">f4",
+        "pcm_f64be": ">f8",
+        "pcm_s16le": "<i2",
+        "pcm_s16be": ">i2",
+        "pcm_s32le": "<i4",
+        "pcm_s32be": ">i4",
+        "pcm_u8": "u1",
+    }
+
+    def __init__(self, codec: str, sample_rate: int, channels: int) -> None:
+        self._codec = codec
+        self._channels = channels
+        self.sample_rate = sample_rate
+        if codec in ("pcm_s24le", "pcm_s24be"):
+            self._dtype = np.dtype("u1")
+            self._frame_bytes = 3 * channels
+        elif codec in self._DTYPES:
+            self._dtype = np.dtype(self._DTYPES[codec])
+            self._frame_bytes = self._dtype.itemsize * channels
+        else:
+            raise UnsupportedFormatError(f"PCM layout {codec!r} is not supported")
+
+    def _samples(self, packet: bytes) -> NDArray[np.float32]:
+        if self._codec in ("pcm_s24le", "pcm_s24be"):
+            triples = np.frombuffer(packet, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
+            if self._codec == "pcm_s24be":
+                triples = triples[:, ::-1]
+            value = triples[:, 0] | (triples[:, 1] << 8) | (triples[:, 2] << 16)
+            value = np.where(value >= 1 << 23, value - (1 << 24), value)
+            return value.astype(np.float32) * np.float32(1 / (1 << 23))
+        raw = np.frombuffer(packet, dtype=self._dtype)
+        if self._dtype.kind == "f":
+            samples = raw.astype(np.float32)
+            bad = ~np.isfinite(samples)
+            if bad.any():
+                first = int(np.argmax(bad))
+                raise CorruptStreamError(
+                    f"{int(bad.sum())} NaN/infinite float samples in a packet of "
+                    f"{raw.size} (first at sample {first}); the client sent invalid audio"
+                )
+            return samples
+        if self._dtype.kind == "u":
+            return (raw.astype(np.float32) - 128.0) * np.float32(1 / 128)
+        scale = np.float32(1.0 / -float(np.iinfo(self._dtype).min))
+        return raw.astype(np.float32) * scale
+
+    def decode(self, packet: bytes) -> Mono:
+        if len(packet) % self._frame_bytes:
+            raise CorruptStreamError(
+                f"PCM packet of {len(packet)} bytes is not a whole number of "
+                f"{self._frame_bytes}-byte frames"
+            )
+        samples = self._samples(packet)
+        if self._channels == 1:
+            return samples
+        return samples.reshape(-1, self._channels).mean(axis=1, dtype=np.float32)
+
+
+def make_decoder(track: TrackInfo) -> Decoder:
+    """The decoder for a demuxed track.
+
+    Raises:
+        UnsupportedFormatError: no decoder for ``track.codec``.
+    """
+    if track.codec == "opus":
+        return OpusDecoder(track.codec_private, track.channels)
+    if track.codec.startswith("pcm_"):
+        return PcmDecoder(track.codec, track.sample_rate, track.channels)
+    if track.codec in ("aac", "vorbis", "flac", "mp3"):
+        return AVDecoder(track.codec, track.sample_rate, track.codec_private)
+    raise UnsupportedFormatError(f"codec {track.codec!r} is not supported")

@@ -1,0 +1,316 @@
+"""``ChunkReassembler``: socket messages of any browser audio format in, 16 kHz int16 mono out.
+
+It glues the layers together, one instance per client stream::
+
+    bytes ─► detect_format ─► Demuxer.feed ─► Decoder.decode ─► Resampler ─► int16
+             (magic / MIME)   (any split)      (PyAV / numpy)    (soxr stream)
+
+A MediaRecorder ``stop()``/``start()`` inside one connection (a new EBML header, a new Ogg
+serial) continues the same output: the decoder is rebuilt, the resampler and the clock are not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._exceptions import ConfigurationError, InputError, UnsupportedFormatError
+from .codecs import Decoder, make_decoder
+from . import containers
+from .containers import DEFAULT_MAX_BUFFERED, Demuxer, Event, Packet, TrackInfo
+from .formats import (
+    MAGIC_BYTES_NEEDED,
+    AudioFormat,
+    Container,
+    could_still_be_container,
+    detect_format,
+    parse_mime,
+    with_raw_defaults,
+)
+from .resample import Resampler
+
+__all__ = ["ChunkReassembler"]
+
+PCM = NDArray[np.int16]
+_EMPTY_PCM: PCM = np.zeros(0, dtype=np.int16)
+_EMPTY_PCM.setflags(write=False)
+
+_DEMUXERS: dict[Container, str] = {
+    Container.WEBM: "WebMDemuxer",
+    Container.OGG: "OggDemuxer",
+    Container.MP4: "MP4Demuxer",
+    Container.WAV: "WavDemuxer",
+}
+
+
+def _to_int16(parts: list[NDArray[np.float32]]) -> PCM:
+    """float32 in [-1, 1] to int16 the way FFmpeg does it: round(x · 32768), clipped."""
+    if not parts:
+        return _EMPTY_PCM
+    audio = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    if not audio.size:
+        return _EMPTY_PCM
+    scaled = np.rint(audio * np.float32(32768.0))
+    return np.clip(scaled, -32768.0, 32767.0).astype(np.int16)
+
+
+class ChunkReassembler:
+    """Reassembles a browser's audio messages into 16 kHz (``target_rate``) int16 mono PCM.
+
+    Feed every message as it arrives, in order, whatever its size (empty messages are fine);
+    each call returns the audio that became decodable. Formats: WebM/Matroska (Opus, PCM),
+    Ogg/Opus, fragmented MP4 (AAC, Opus), WAV, and raw float32/int16 frames. Containers are
+    recognised by their magic bytes; raw frames need a declaration because they carry no header.
+
+    Args:
+        format: the stream's format when known; ``None`` to detect it.
+        mime: what ``MediaRecorder.mimeType`` reported, or ``audio/pcm;rate=48000;
+            encoding=float32`` for raw frames (``encoding`` omitted: float32 vs int16 is
+            guessed from the values, see :func:`~streamdiarize.formats.guess_raw_sample_format`).
+        sample_rate: frames per second of raw input, when neither ``format`` nor ``mime`` says.
+        channels: interleaved channels of raw input, when neither ``format`` nor ``mime`` says.
+        target_rate: output rate (16000 is what speech services want).
+        max_buffered: cap on bytes held for one incomplete element, so a hostile or broken
+            stream cannot grow memory without bound.
+
+    Raises:
+        ConfigurationError: raw input without a sample rate, or a bad ``target_rate``.
+        UnsupportedFormatError: the MIME type names nothing we decode.
+
+    After the last message call :meth:`flush` to get the decoder's and resampler's tails.
+    """
+
+    def __init__(
+        self,
+        format: AudioFormat | None = None,
+        *,
+        mime: str | None = None,
+        sample_rate: int | None = None,
+        channels: int = 1,
+        target_rate: int = 16_000,
+        max_buffered: int = DEFAULT_MAX_BUFFERED,
+    ) -> None:
+        if not 1000 <= target_rate <= 384_000:
+            raise ConfigurationError(f"target_rate {target_rate} is outside 1000-384000 Hz")
+        declared = format if format is not None else (parse_mime(mime) if mime else None)
+        if declared is not None:
+            declared = with_raw_defaults(declared, sample_rate=sample_rate, channels=channels)
+            if declared.container is Container.RAW and declared.sample_rate is None:
+                raise ConfigurationError(
+                    "raw PCM frames carry no header: give their rate, e.g. sample_rate=48000 "
+                    "or mime='audio/pcm;rate=48000;encoding=float32'"
+                )
+        self._declared = declared
+        self._explicit = format is not None
+        self._mime = mime
+        self._raw_defaults = (sample_rate, channels)
+        self.target_rate = target_rate
+        self._max_buffered = max_buffered
+        self._head = bytearray()
+        self._demuxer: Demuxer | None = None
+        self._decoder: Decoder | None = None
+        self._resampler: Resampler | None = None
+        self._error: InputError | None = None
+        self._flushed = False
+        #: The detected (or declared) format, once known.
+        self.format: AudioFormat | None = None
+        #: The current track, once its header has been parsed.
+        self.track: TrackInfo | None = None
+        #: Output samples produced so far (the stream clock, in ``target_rate`` units).
+        self.samples_out = 0
+        #: New streams begun inside this one (MediaRecorder restarts, recoveries).
+        self.restarts = 0
+
+    @property
+    def duration(self) -> float:
+        """Seconds of audio output so far."""
+        return self.samples_out / self.target_rate
+
+    def feed(self, chunk: bytes | bytearray | memoryview) -> PCM:
+        """Take the next message and return the int16 mono audio it completed (may be empty).
+
+        Raises:
+            UnsupportedFormatError: the stream is not a format we decode.
+            CorruptStreamError: the stream is broken; ``error.pcm`` holds the audio decoded
+                from this chunk before the fault. The reassembler then stays failed, except
+                that a message starting a new stream (EBML, ``OggS``, RIFF or ``ftyp`` header)
+                starts over — what a client's MediaRecorder restart sends.
+        """
+        if not isinstance(chunk, (bytes, bytearray, memoryview)):
+            raise TypeError(f"feed() takes bytes, got {type(chunk).__name__}")
+        data = bytes(chunk)
+        if self._error is not None or self._flushed:
+            if not data:
+                if self._error is not None:
+                    raise type(self._error)(str(self._error))
+                return _EMPTY_PCM
+            if not self._starts_new_stream(data):
+                if self._error is not None:
+                    raise type(self._error)(str(self._error))
+                raise UnsupportedFormatError(
+                    "bytes after flush() that do not start a new stream header"
+                )
+            self._begin_new_stream()
+        if self._demuxer is None:
+            self._head += data
+            if not self._detect():
+                return _EMPTY_PCM
+            data, self._head = bytes(self._head), bytearray()
+        assert self._demuxer is not None
+        return self._run(lambda demuxer: demuxer.feed(data))
+
+    def flush(self) -> PCM:
+        """End of stream: return the audio still held by demuxer, decoder and resampler.
+
+        Idempotent. Raises :class:`CorruptStreamError` when the stream stopped mid-element
+        (``error.pcm`` holds what could still be decoded).
+        """
+        if self._flushed or self._error is not None:
+            return _EMPTY_PCM
+        if self._demuxer is None:
+            if not self._head:
+                self._flushed = True
+                return _EMPTY_PCM
+            if not self._detect(final=True):
+                raise AssertionError("unreachable: final detection decides or raises")
+        self._flushed = True
+        return self._run(lambda demuxer: demuxer.flush(), final=True)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _detect(self, final: bool = False) -> bool:
+        """Pick the demuxer once enough head bytes arrived; False = wait for more."""
+        head = bytes(self._head)
+        if self._explicit and self._declared is not None:
+            fmt = self._declared
+        elif self._declared is not None and self._declared.container is Container.RAW:
+            fmt = self._declared
+        else:
+            if not final and len(head) < MAGIC_BYTES_NEEDED and could_still_be_container(head):
+                return False
+            try:
+                fmt = detect_format(head, self._mime)
+            except UnsupportedFormatError as exc:
+                self._error = exc
+                raise
+            rate, channels = self._raw_defaults
+            fmt = with_raw_defaults(fmt, sample_rate=rate, channels=channels)
+        self.format = fmt
+        self._demuxer = self._make_demuxer(fmt)
+        return True
+
+    def _make_demuxer(self, fmt: AudioFormat) -> Demuxer:
+        if fmt.container is Container.RAW:
+            assert fmt.sample_rate is not None
+            return containers.RawDemuxer(  # type: ignore[attr-defined,no-any-return]
+                sample_format=fmt.sample_format,
+                sample_rate=fmt.sample_rate,
+                channels=fmt.channels or 1,
+                max_buffered=self._max_buffered,
+            )
+        demuxer_class = getattr(containers, _DEMUXERS[fmt.container])
+        return demuxer_class(max_buffered=self._max_buffered)  # type: ignore[no-any-return]
+
+    def _starts_new_stream(self, data: bytes) -> bool:
+        head = data[:MAGIC_BYTES_NEEDED]
+        try:
+            fmt = detect_format(head)
+        except UnsupportedFormatError:
+            return False
+        return fmt.container is not Container.RAW
+
+    def _begin_new_stream(self) -> None:
+        """Start over on a new stream header after a failure or flush; the clock continues."""
+        self._error = None
+        self._flushed = False
+        self._demuxer = None
+        self._decoder = None
+        self._head = bytearray()
+
+    def _run(self, step: Callable[[Demuxer], list[Event]], final: bool = False) -> PCM:
+        """Run one demuxer step and decode its events; on a fault keep what was decoded."""
+        assert self._demuxer is not None
+        out: list[NDArray[np.float32]] = []
+        try:
+            try:
+                events = step(self._demuxer)
+            except InputError:
+                self._handle(self._demuxer.events_received(), out)
+                raise
+            self._handle(events, out)
+            if final:
+                self._end_track(out)
+                self._flush_resampler_into(out)
+        except InputError as exc:
+            self._error = exc
+            self._flush_resampler_into(out)
+            exc.pcm = self._count(_to_int16(out))
+            raise
+        return self._count(_to_int16(out))
+
+    def _count(self, pcm: PCM) -> PCM:
+        self.samples_out += len(pcm)
+        return pcm
+
+    def _handle(self, events: list[Event], out: list[NDArray[np.float32]]) -> None:
+        pending: list[NDArray[np.float32]] = []
+        for event in events:
+            if isinstance(event, Packet):
+                if self._decoder is None:
+                    raise UnsupportedFormatError("audio packet before any track header")
+                audio = self._decoder.decode(event.data)
+                if event.discard_padding:
+                    audio = audio[: max(0, len(audio) - event.discard_padding)]
+                self._resample_into(audio, pending, out)
+            elif isinstance(event, TrackInfo):
+                self._resample_pending(pending, out)
+                self._end_track(out)
+                if self.track is not None:
+                    self.restarts += 1
+                self.track = event
+                self._decoder = make_decoder(event)
+        self._resample_pending(pending, out)
+
+    def _resample_into(
+        self,
+        audio: NDArray[np.float32],
+        pending: list[NDArray[np.float32]],
+        out: list[NDArray[np.float32]],
+    ) -> None:
+        """Queue decoded audio; switch resamplers when the decoder's rate changes."""
+        assert self._decoder is not None
+        rate = self._decoder.sample_rate
+        if self._resampler is None or self._resampler.in_rate != rate:
+            self._resample_pending(pending, out)
+            self._flush_resampler_into(out)
+            self._resampler = Resampler(rate, self.target_rate)
+        if audio.size:
+            pending.append(audio)
+
+    def _resample_pending(
+        self, pending: list[NDArray[np.float32]], out: list[NDArray[np.float32]]
+    ) -> None:
+        """Resample queued same-rate audio in one soxr call (fewer calls than packets)."""
+        if not pending or self._resampler is None:
+            return
+        audio = pending[0] if len(pending) == 1 else np.concatenate(pending)
+        pending.clear()
+        out.append(self._resampler.process(audio))
+
+    def _flush_resampler_into(self, out: list[NDArray[np.float32]]) -> None:
+        if self._resampler is not None:
+            out.append(self._resampler.flush())
+            self._resampler = None
+
+    def _end_track(self, out: list[NDArray[np.float32]]) -> None:
+        """Drain the current decoder's delayed frames before it is replaced or at the end."""
+        if self._decoder is None:
+            return
+        tail = self._decoder.flush()
+        if tail.size:
+            pending: list[NDArray[np.float32]] = []
+            self._resample_into(tail, pending, out)
+            self._resample_pending(pending, out)
+        self._decoder = None

@@ -1,0 +1,113 @@
+"""Where the Azure Speech credentials come from, and how they are kept out of logs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..._exceptions import ConfigurationError
+
+__all__ = ["AzureCredentials", "mask_secret"]
+
+#: Environment variables read when no argument is given.
+ENV_KEY, ENV_REGION, ENV_ENDPOINT, ENV_HOST = (
+    "SPEECH_KEY",
+    "SPEECH_REGION",
+    "SPEECH_ENDPOINT",
+    "SPEECH_HOST",
+)
+
+
+def mask_secret(secret: str | None) -> str:
+    """``'abcd…'`` style: enough to tell keys apart, never enough to use one."""
+    if not secret:
+        return "None"
+    return f"'{secret[:2]}…({len(secret)} chars)'"
+
+
+@dataclass(frozen=True)
+class AzureCredentials:
+    """How to reach and authenticate to the Speech service.
+
+    One of ``key``, ``auth_token``, ``token_provider`` or ``token_credential`` authenticates;
+    one of ``region``, ``endpoint`` or ``host`` locates the service. ``repr()`` masks secrets.
+
+    Attributes:
+        key: the Speech resource key (``Ocp-Apim-Subscription-Key``).
+        region: e.g. ``"westeurope"``.
+        endpoint: a full ``wss://`` endpoint URL (custom domains, private endpoints).
+        host: ``wss://host`` or ``ws://127.0.0.1:PORT`` (the emulator).
+        auth_token: a bearer token (Entra ID: ``"aad#<resource id>#<token>"``), valid ≈ 10 min.
+        token_provider: a callable returning a fresh token, called per connection.
+        token_credential: an ``azure.core.credentials.TokenCredential`` (e.g.
+            ``azure.identity.DefaultAzureCredential()``), passed to the SDK.
+    """
+
+    key: str | None = field(default=None, repr=False)
+    region: str | None = None
+    endpoint: str | None = None
+    host: str | None = None
+    auth_token: str | None = field(default=None, repr=False)
+    token_provider: Callable[[], str] | None = field(default=None, repr=False)
+    token_credential: Any = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"AzureCredentials(key={mask_secret(self.key)}, region={self.region!r}, "
+            f"endpoint={self.endpoint!r}, host={self.host!r}, "
+            f"auth_token={mask_secret(self.auth_token)}, "
+            f"token_provider={'set' if self.token_provider else None}, "
+            f"token_credential={type(self.token_credential).__name__ if self.token_credential else None})"
+        )
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        key: str | None = None,
+        region: str | None = None,
+        endpoint: str | None = None,
+        host: str | None = None,
+        auth_token: str | None = None,
+        token_provider: Callable[[], str] | None = None,
+        token_credential: Any = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> AzureCredentials:
+        """Arguments first, then ``SPEECH_KEY``/``SPEECH_REGION``/``SPEECH_ENDPOINT``/``SPEECH_HOST``.
+
+        Raises:
+            ConfigurationError: nothing authenticates or nothing locates the service; the
+                message names the variables to set (never their values).
+        """
+        env = os.environ if environ is None else environ
+        has_token = bool(auth_token or token_provider or token_credential)
+        creds = cls(
+            key=key or (None if has_token else env.get(ENV_KEY)) or None,
+            region=region or env.get(ENV_REGION) or None,
+            endpoint=endpoint or env.get(ENV_ENDPOINT) or None,
+            host=host or env.get(ENV_HOST) or None,
+            auth_token=auth_token,
+            token_provider=token_provider,
+            token_credential=token_credential,
+        )
+        if not (creds.key or has_token):
+            raise ConfigurationError(
+                "no Azure Speech credentials: pass key= (or auth_token=, token_provider=, "
+                f"token_credential=) or set {ENV_KEY}"
+            )
+        if not (creds.region or creds.endpoint or creds.host):
+            raise ConfigurationError(
+                f"no Azure Speech location: pass region=, endpoint= or host=, or set {ENV_REGION}"
+            )
+        if creds.token_credential is not None and not creds.endpoint:
+            raise ConfigurationError("token_credential needs endpoint= (a custom-domain endpoint)")
+        return creds
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every secret replaced by a mask (for SDK error details)."""
+        for secret in (self.key, self.auth_token):
+            if secret:
+                text = text.replace(secret, "***")
+        return text

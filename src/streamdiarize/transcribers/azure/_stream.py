@@ -1,0 +1,314 @@
+"""One running Azure ConversationTranscriber, bridged from SDK threads into asyncio.
+
+SDK callbacks run on the SDK's native threads. They only convert the event (pure functions
+in ``_results``) and hop to the event loop with ``loop.call_soon_threadsafe``; every state
+change happens on the loop thread. Blocking SDK calls (``start/stop_transcribing_async().get()``)
+run in worker threads, never on the loop.
+
+When the connection fails for good (the SDK's own retries exhausted), the stream opens a
+fresh recognizer and re-sends the audio not yet covered by a final result, kept in a bounded
+replay buffer; offsets of the new recognizer are shifted by the replay start so the stream
+clock stays continuous, and phrases already delivered are not delivered twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import functools
+import logging
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..._exceptions import BackendUnavailableError, ConnectionLostError, TranscriberError
+from ...segment import Segment
+from .._base import SAMPLE_RATE, SegmentSink, TranscriberStream
+from ._results import error_from_cancellation, is_retryable, segment_from_result
+
+if TYPE_CHECKING:
+    from . import AzureTranscriber
+
+__all__ = ["AzureStream"]
+
+log = logging.getLogger("streamdiarize.azure")
+
+
+class _Connection:
+    """The SDK objects of one connection attempt."""
+
+    def __init__(self, generation: int, recognizer: Any, push_stream: Any, base: float) -> None:
+        self.generation = generation
+        self.recognizer = recognizer
+        self.push_stream = push_stream
+        #: Stream seconds at this recognizer's first sample.
+        self.base = base
+        self.input_closed = False
+
+    def close_input(self) -> None:
+        if not self.input_closed:
+            self.input_closed = True
+            self.push_stream.close()
+
+    def disconnect(self) -> None:
+        """Drop every callback so neither side keeps the other alive."""
+        for signal in ("transcribed", "transcribing", "canceled", "session_stopped"):
+            with contextlib.suppress(Exception):
+                getattr(self.recognizer, signal).disconnect_all()
+
+
+class AzureStream(TranscriberStream):
+    """A ConversationTranscriber over a PCM (or compressed) push stream."""
+
+    def __init__(
+        self,
+        settings: AzureTranscriber,
+        sink: SegmentSink,
+        *,
+        interim_results: bool,
+    ) -> None:
+        self._settings = settings
+        self._sink = sink
+        self._interim = interim_results
+        self._loop = asyncio.get_running_loop()
+        self._connection: _Connection | None = None
+        self._generation = 0
+        self._reconnects = 0
+        self._replay: collections.deque[NDArray[np.int16]] = collections.deque()
+        self._replay_start = 0  # stream sample index of the replay buffer's first sample
+        self._samples_written = 0
+        self._delivered_until = 0.0  # end (s) of the last final segment delivered
+        self._stopped = asyncio.Event()
+        self._failed = False
+        self._finishing = False
+        self._closed = False
+        self._reconnecting: asyncio.Task[None] | None = None
+        self._token_refresh: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the first connection.
+
+        Raises:
+            BackendUnavailableError: the SDK cannot be loaded or rejects the configuration.
+        """
+        await self._connect(base=0.0)
+        if self._settings.credentials.token_provider is not None:
+            self._token_refresh = asyncio.create_task(self._refresh_tokens())
+
+    async def _connect(self, base: float) -> None:
+        self._generation += 1
+        generation = self._generation
+        try:
+            recognizer, push_stream = await asyncio.to_thread(self._settings.build_recognizer)
+        except TranscriberError:
+            raise
+        except Exception as exc:
+            raise BackendUnavailableError(
+                f"Azure Speech SDK could not be set up: {self._settings.credentials.scrub(str(exc))}"
+            ) from exc
+        connection = _Connection(generation, recognizer, push_stream, base)
+        recognizer.transcribed.connect(functools.partial(self._on_result, generation, True))
+        if self._interim:
+            recognizer.transcribing.connect(functools.partial(self._on_result, generation, False))
+        recognizer.canceled.connect(functools.partial(self._on_canceled, generation))
+        recognizer.session_stopped.connect(functools.partial(self._on_stopped, generation))
+        self._connection = connection
+        self._stopped.clear()
+        await asyncio.to_thread(lambda: recognizer.start_transcribing_async().get())
+
+    async def write(self, pcm: NDArray[np.int16]) -> None:
+        if self._failed or self._closed or not pcm.size:
+            return
+        self._remember(pcm)
+        connection = self._connection
+        if connection is not None and self._reconnecting is None:
+            connection.push_stream.write(pcm.tobytes())
+
+    async def write_encoded(self, data: bytes) -> None:
+        if self._failed or self._closed or not data:
+            return
+        if self._connection is not None:
+            self._connection.push_stream.write(data)
+
+    async def finish(self) -> None:
+        self._finishing = True
+        if self._reconnecting is not None:
+            await asyncio.shield(self._reconnecting)
+        if self._connection is not None and not self._failed:
+            self._connection.close_input()
+            with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), self._settings.finish_timeout)
+            while self._reconnecting is not None:  # a reconnect during the drain re-sends audio
+                await asyncio.shield(self._reconnecting)
+                await asyncio.wait_for(self._stopped.wait(), self._settings.finish_timeout)
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for task in (self._reconnecting, self._token_refresh):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        connection, self._connection = self._connection, None
+        self._replay.clear()
+        if connection is not None:
+            await self._dispose(connection)
+
+    async def _dispose(self, connection: _Connection) -> None:
+        """Stop a recognizer in a worker thread and release its SDK objects."""
+
+        def stop() -> None:
+            with contextlib.suppress(Exception):
+                connection.close_input()
+            with contextlib.suppress(Exception):
+                connection.recognizer.stop_transcribing_async().get()
+
+        try:
+            await asyncio.wait_for(asyncio.to_thread(stop), self._settings.finish_timeout)
+        except (TimeoutError, asyncio.TimeoutError):
+            log.warning("Azure recognizer did not stop within %.0f s", self._settings.finish_timeout)
+        finally:
+            connection.disconnect()
+
+    # -- replay buffer ---------------------------------------------------------------------
+
+    def _remember(self, pcm: NDArray[np.int16]) -> None:
+        """Keep audio not yet covered by a final result, at most ``max_replay_seconds``."""
+        self._replay.append(pcm)
+        self._samples_written += len(pcm)
+        limit = int(self._settings.max_replay_seconds * SAMPLE_RATE)
+        while self._samples_written - self._replay_start - len(self._replay[0]) >= limit:
+            self._replay_start += len(self._replay.popleft())
+
+    def _forget_until(self, seconds: float) -> None:
+        """Drop replay audio that ends before ``seconds`` of stream time."""
+        sample = int(seconds * SAMPLE_RATE)
+        while self._replay and self._replay_start + len(self._replay[0]) <= sample:
+            self._replay_start += len(self._replay.popleft())
+
+    # -- SDK threads -> loop ---------------------------------------------------------------
+
+    def _post(self, callback: Any, *args: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening
+            self._loop.call_soon_threadsafe(callback, *args)
+
+    def _on_result(self, generation: int, final: bool, event: Any) -> None:
+        connection = self._connection
+        if connection is None or connection.generation != generation:
+            return
+        try:
+            segment = segment_from_result(
+                event.result,
+                final=final,
+                base=connection.base,
+                default_language=self._settings.default_language,
+            )
+            end = connection.base + (event.result.offset + event.result.duration) / 1e7
+        except Exception:  # a malformed result must not kill the SDK thread
+            log.exception("could not read an Azure result")
+            return
+        self._post(self._deliver, generation, segment, final, end)
+
+    def _on_canceled(self, generation: int, event: Any) -> None:
+        details = getattr(event, "cancellation_details", event)
+        reason = getattr(details.reason, "name", str(details.reason))
+        code = getattr(details.code, "name", str(getattr(details, "code", "")))
+        text = self._settings.credentials.scrub(str(details.error_details or ""))
+        self._post(self._handle_cancel, generation, reason, code, text)
+
+    def _on_stopped(self, generation: int, event: Any) -> None:
+        self._post(self._handle_stopped, generation)
+
+    # -- loop thread -----------------------------------------------------------------------
+
+    def _current(self, generation: int) -> bool:
+        return (
+            not self._closed
+            and self._connection is not None
+            and self._connection.generation == generation
+        )
+
+    def _deliver(self, generation: int, segment: Segment | None, final: bool, end: float) -> None:
+        if not self._current(generation) or self._failed:
+            return
+        if final:
+            self._forget_until(end)
+        if segment is None:
+            return
+        if final:
+            if segment.end <= self._delivered_until + 1e-3:
+                return  # re-recognised after a reconnect: already delivered
+            self._delivered_until = segment.end
+        elif segment.end <= self._delivered_until:
+            return
+        self._sink.put_segment(segment)
+
+    def _handle_stopped(self, generation: int) -> None:
+        if self._current(generation) and self._reconnecting is None:
+            self._stopped.set()
+
+    def _handle_cancel(self, generation: int, reason: str, code: str, details: str) -> None:
+        if not self._current(generation) or self._failed:
+            return
+        if reason != "Error":
+            self._stopped.set()  # EndOfStream: the service answered our end of audio
+            return
+        log.info("Azure cancelled: %s %s", code, details)
+        if is_retryable(code, details) and self._reconnects < self._settings.max_reconnects:
+            self._reconnects += 1
+            self._reconnecting = asyncio.create_task(self._reconnect())
+            return
+        error = error_from_cancellation(code, details)
+        if isinstance(error, ConnectionLostError) and self._reconnects:
+            error = ConnectionLostError(
+                f"{error} (after {self._reconnects} reconnect attempts)",
+                error_code=code,
+                details=details,
+            )
+        self._fail(error)
+
+    def _fail(self, error: TranscriberError) -> None:
+        self._failed = True
+        self._stopped.set()
+        self._sink.put_error(error)
+
+    async def _reconnect(self) -> None:
+        """Replace the failed connection and re-send the audio not yet finally recognised."""
+        old = self._connection
+        try:
+            await asyncio.sleep(min(0.25 * 2 ** (self._reconnects - 1), 4.0))
+            if old is not None:
+                self._connection = None
+                await self._dispose(old)
+            base = self._replay_start / SAMPLE_RATE
+            await self._connect(base=base)
+            assert self._connection is not None
+            for pcm in list(self._replay):
+                self._connection.push_stream.write(pcm.tobytes())
+            if self._finishing:
+                self._connection.close_input()
+        except asyncio.CancelledError:
+            raise
+        except TranscriberError as exc:
+            self._fail(exc)
+        except Exception as exc:
+            self._fail(ConnectionLostError(f"reconnecting to Azure Speech failed: {exc}"))
+        finally:
+            self._reconnecting = None
+
+    async def _refresh_tokens(self) -> None:
+        """Entra ID tokens live ≈ 10 minutes: fetch a new one every 8 for the live recognizer."""
+        provider = self._settings.credentials.token_provider
+        assert provider is not None
+        while True:
+            await asyncio.sleep(self._settings.token_refresh_seconds)
+            token = await asyncio.to_thread(provider)
+            if self._connection is not None:
+                self._connection.recognizer.authorization_token = token
