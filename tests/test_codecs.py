@@ -29,7 +29,8 @@ def _ffmpeg_packets_and_pcm(path: Path) -> tuple[bytes, list[bytes], np.ndarray]
 
 
 @pytest.mark.parametrize(
-    "capture", ["A_chromium_mediarecorder_webm_opus_ts100", "G_firefox_mediarecorder_ogg_opus_ts100"]
+    "capture",
+    ["A_chromium_mediarecorder_webm_opus_ts100", "G_firefox_mediarecorder_ogg_opus_ts100"],
 )
 def test_opus_decoder_matches_ffmpeg(capture: str) -> None:
     head, packets, reference = _ffmpeg_packets_and_pcm(CAPTURES / capture / "stream.bin")
@@ -63,8 +64,13 @@ def test_opus_head_validation() -> None:
 
 @pytest.mark.parametrize(
     ("codec", "dtype", "scale"),
-    [("pcm_s16le", "<i2", 32768), ("pcm_s32le", "<i4", 2**31), ("pcm_f32le", "<f4", 1),
-     ("pcm_f64le", "<f8", 1), ("pcm_s16be", ">i2", 32768)],
+    [
+        ("pcm_s16le", "<i2", 32768),
+        ("pcm_s32le", "<i4", 2**31),
+        ("pcm_f32le", "<f4", 1),
+        ("pcm_f64le", "<f8", 1),
+        ("pcm_s16be", ">i2", 32768),
+    ],
 )
 def test_pcm_layouts_downmix_stereo(codec: str, dtype: str, scale: float) -> None:
     rng = np.random.default_rng(1)

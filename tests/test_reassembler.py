@@ -35,7 +35,8 @@ def _reference(letter: str) -> np.ndarray:
 def _run(r: sd.ChunkReassembler, chunks: list[bytes], flush: bool = True) -> np.ndarray:
     parts = [r.feed(c) for c in chunks] + ([r.flush()] if flush else [])
     for p in parts:
-        assert p.dtype == np.int16 and p.ndim == 1
+        assert p.dtype == np.int16
+        assert p.ndim == 1
     return np.concatenate(parts)
 
 
@@ -118,7 +119,8 @@ def test_one_byte_feeds() -> None:
     r = sd.ChunkReassembler()
     byte_by_byte = _run(r, [data[i : i + 1] for i in range(len(data))], flush=False)
     assert np.array_equal(byte_by_byte, one_shot)
-    assert r.format is not None and r.format.container is sd.Container.OGG
+    assert r.format is not None
+    assert r.format.container is sd.Container.OGG
 
 
 # -- files from real encoders (what browsers here cannot make) --------------------------------
@@ -151,18 +153,39 @@ def test_encoder_files_match_ffmpeg(path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("rate", "codec", "channels"),
-    [(8000, "pcm_s16le", 1), (22050, "pcm_s24le", 2), (44100, "pcm_f32le", 2),
-     (48000, "pcm_s16le", 1), (96000, "pcm_f32le", 1)],
+    [
+        (8000, "pcm_s16le", 1),
+        (22050, "pcm_s24le", 2),
+        (44100, "pcm_f32le", 2),
+        (48000, "pcm_s16le", 1),
+        (96000, "pcm_f32le", 1),
+    ],
 )
 def test_wav_files_written_by_ffmpeg(tmp_path: Path, rate: int, codec: str, channels: int) -> None:
     path = tmp_path / "tone.wav"
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate={rate}",
-         "-t", "1.3", "-ac", str(channels), "-c:a", codec, str(path)],
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=440:sample_rate={rate}",
+            "-t",
+            "1.3",
+            "-ac",
+            str(channels),
+            "-c:a",
+            codec,
+            str(path),
+        ],
         check=True,
     )
     data = path.read_bytes()
-    pcm = _run(sd.ChunkReassembler(mime="audio/wav"), [data[i : i + 777] for i in range(0, len(data), 777)])
+    pcm = _run(
+        sd.ChunkReassembler(mime="audio/wav"), [data[i : i + 777] for i in range(0, len(data), 777)]
+    )
     reference = _ffmpeg_decode(path)
     assert abs(len(pcm) - len(reference)) <= 320
     assert _ncc_near_zero_lag(pcm, reference) >= 0.99
@@ -216,8 +239,20 @@ def test_nan_floats_keep_earlier_audio() -> None:
 def test_unknown_codec_in_webm(tmp_path: Path) -> None:
     path = tmp_path / "mp3.mka"
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=sample_rate=16000", "-t", "0.5",
-         "-c:a", "mp2", str(path)],
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=sample_rate=16000",
+            "-t",
+            "0.5",
+            "-c:a",
+            "mp2",
+            str(path),
+        ],
         check=True,
     )
     with pytest.raises(sd.UnsupportedFormatError, match="A_MPEG"):

@@ -17,7 +17,9 @@ def _relative_rms(a: np.ndarray, b: np.ndarray) -> float:
 def _signal(n: int, rate: int, channels: int = 1) -> np.ndarray:
     t = np.arange(n) / rate
     tones = [0.4 * np.sin(2 * np.pi * f * t) for f in (180.0, 1234.0, 3100.0)[:channels]]
-    return np.stack(tones, axis=1).astype(np.float32) if channels > 1 else tones[0].astype(np.float32)
+    return (
+        np.stack(tones, axis=1).astype(np.float32) if channels > 1 else tones[0].astype(np.float32)
+    )
 
 
 @pytest.mark.parametrize("in_rate", [8000, 22050, 44100, 48000, 96000])
@@ -26,7 +28,9 @@ def test_stream_equals_oneshot(in_rate: int, chunk: int) -> None:
     x = _signal(in_rate // 2 + 17, in_rate)
     oneshot = sd.resample(x, in_rate, 16000)
     r = sd.Resampler(in_rate, 16000)
-    streamed = np.concatenate([r.process(x[i : i + chunk]) for i in range(0, len(x), chunk)] + [r.flush()])
+    streamed = np.concatenate(
+        [r.process(x[i : i + chunk]) for i in range(0, len(x), chunk)] + [r.flush()]
+    )
     assert streamed.shape == oneshot.shape
     assert _relative_rms(streamed, oneshot) < 1e-4
 
@@ -38,7 +42,7 @@ def test_any_chunking_gives_the_same_output(sizes: list[int]) -> None:
     oneshot = sd.resample(x, 44100, 16000)
     r = sd.Resampler(44100, 16000)
     parts, pos = [], 0
-    for n in sizes + [len(x)]:
+    for n in [*sizes, len(x)]:
         parts.append(r.process(x[pos : pos + n]))
         pos += n
     parts.append(r.flush())
@@ -51,7 +55,9 @@ def test_no_click_at_chunk_borders() -> None:
     """Per-chunk resampling clicks at borders; the stream's border samples match its neighbours."""
     x = _signal(48000, 48000)
     r = sd.Resampler(48000, 16000)
-    streamed = np.concatenate([r.process(x[i : i + 4800]) for i in range(0, 48000, 4800)] + [r.flush()])
+    streamed = np.concatenate(
+        [r.process(x[i : i + 4800]) for i in range(0, 48000, 4800)] + [r.flush()]
+    )
     steps = np.abs(np.diff(streamed[100:-100]))
     assert steps.max() < 0.2  # a 180 Hz tone at 16 kHz moves ≤ 0.03 per sample
 

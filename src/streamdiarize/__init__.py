@@ -29,6 +29,8 @@ from .formats import AudioFormat, Container, SampleFormat, detect_format
 from .reassembler import ChunkReassembler
 from .resample import Resampler, resample
 from .segment import Segment, Word
+from .session import TranscriptionSession
+from .transcribers import Transcriber, TranscriberStream
 
 __version__ = "0.1.0"
 
@@ -50,7 +52,10 @@ __all__ = [
     "ServiceError",
     "SessionClosedError",
     "StreamDiarizeError",
+    "Transcriber",
     "TranscriberError",
+    "TranscriberStream",
+    "TranscriptionSession",
     "UnsupportedFormatError",
     "Word",
     "__version__",

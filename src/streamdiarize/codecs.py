@@ -16,9 +16,11 @@ import abc
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import ClassVar
 
 import av
 import numpy as np
+from av.audio.codeccontext import AudioCodecContext
 from numpy.typing import NDArray
 
 from ._exceptions import CorruptStreamError, InputError, UnsupportedFormatError
@@ -57,11 +59,24 @@ def _map_av_errors(codec: str) -> Iterator[None]:
         raise CorruptStreamError(f"undecodable {codec} packet: {reason}") from exc
 
 
+def _to_float32(samples: np.ndarray) -> NDArray[np.float32]:
+    """Samples of any PCM dtype to float32 in [-1, 1] (integers scaled by 2^(bits-1))."""
+    out: NDArray[np.float32]
+    if samples.dtype.kind == "f":
+        out = samples.astype(np.float32, copy=False)
+    elif samples.dtype.kind == "u":
+        half = np.float32((int(np.iinfo(samples.dtype).max) + 1) / 2)
+        out = (samples.astype(np.float32) - half) / half
+    else:
+        out = samples.astype(np.float32) * np.float32(1.0 / -float(np.iinfo(samples.dtype).min))
+    return out
+
+
 def _downmix(planes: NDArray[np.float32]) -> Mono:
     """Average ``[channel, frame]`` planes to one float32 channel."""
     if planes.shape[0] == 1:
-        return planes[0]
-    return planes.mean(axis=0, dtype=np.float32)
+        return np.asarray(planes[0], dtype=np.float32)
+    return np.asarray(planes.mean(axis=0, dtype=np.float32), dtype=np.float32)
 
 
 class AVDecoder(Decoder):
@@ -76,9 +91,12 @@ class AVDecoder(Decoder):
     def __init__(self, codec: str, sample_rate: int, extradata: bytes = b"") -> None:
         self._name = codec
         try:
-            self._context = av.CodecContext.create(codec, "r")
+            context = av.CodecContext.create(codec, "r")
         except (av.FFmpegError, ValueError) as exc:
             raise UnsupportedFormatError(f"no {codec} decoder in this PyAV build") from exc
+        if not isinstance(context, AudioCodecContext):
+            raise UnsupportedFormatError(f"{codec} is not an audio codec")
+        self._context = context
         if extradata:
             self._context.extradata = extradata
         self.sample_rate = sample_rate
@@ -92,15 +110,10 @@ class AVDecoder(Decoder):
 
     @staticmethod
     def _planes(frame: av.AudioFrame) -> NDArray[np.float32]:
-        array = frame.to_ndarray()
+        array: np.ndarray = frame.to_ndarray()
         if frame.format.is_packed:
             array = array.reshape(-1, len(frame.layout.channels)).T
-        if array.dtype == np.float32:
-            return array
-        if array.dtype.kind == "f":
-            return array.astype(np.float32)
-        scale = np.float32(1.0 / -float(np.iinfo(array.dtype).min))
-        return array.astype(np.float32) * scale
+        return _to_float32(array)
 
     def decode(self, packet: bytes) -> Mono:
         if not packet:
@@ -141,7 +154,7 @@ class PcmDecoder(Decoder):
     resampler's filter state and every later output sample.
     """
 
-    _DTYPES = {
+    _DTYPES: ClassVar[dict[str, str]] = {
         "pcm_f32le": "<f4",
         "pcm_f64le": "<f8",
         "pcm_f32be": ">f4",
@@ -173,7 +186,7 @@ class PcmDecoder(Decoder):
                 triples = triples[:, ::-1]
             value = triples[:, 0] | (triples[:, 1] << 8) | (triples[:, 2] << 16)
             value = np.where(value >= 1 << 23, value - (1 << 24), value)
-            return value.astype(np.float32) * np.float32(1 / (1 << 23))
+            return np.asarray(value * np.float32(1 / (1 << 23)), dtype=np.float32)
         raw = np.frombuffer(packet, dtype=self._dtype)
         if self._dtype.kind == "f":
             samples = raw.astype(np.float32)
@@ -185,10 +198,7 @@ class PcmDecoder(Decoder):
                     f"{raw.size} (first at sample {first}); the client sent invalid audio"
                 )
             return samples
-        if self._dtype.kind == "u":
-            return (raw.astype(np.float32) - 128.0) * np.float32(1 / 128)
-        scale = np.float32(1.0 / -float(np.iinfo(self._dtype).min))
-        return raw.astype(np.float32) * scale
+        return _to_float32(raw)
 
     def decode(self, packet: bytes) -> Mono:
         if len(packet) % self._frame_bytes:
@@ -199,7 +209,7 @@ class PcmDecoder(Decoder):
         samples = self._samples(packet)
         if self._channels == 1:
             return samples
-        return samples.reshape(-1, self._channels).mean(axis=1, dtype=np.float32)
+        return _downmix(samples.reshape(-1, self._channels).T)
 
 
 def make_decoder(track: TrackInfo) -> Decoder:

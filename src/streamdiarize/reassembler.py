@@ -18,8 +18,18 @@ from numpy.typing import NDArray
 
 from ._exceptions import ConfigurationError, InputError, UnsupportedFormatError
 from .codecs import Decoder, make_decoder
-from . import containers
-from .containers import DEFAULT_MAX_BUFFERED, Demuxer, Event, Packet, TrackInfo
+from .containers import (
+    DEFAULT_MAX_BUFFERED,
+    Demuxer,
+    Event,
+    MP4Demuxer,
+    OggDemuxer,
+    Packet,
+    RawDemuxer,
+    TrackInfo,
+    WavDemuxer,
+    WebMDemuxer,
+)
 from .formats import (
     MAGIC_BYTES_NEEDED,
     AudioFormat,
@@ -37,11 +47,11 @@ PCM = NDArray[np.int16]
 _EMPTY_PCM: PCM = np.zeros(0, dtype=np.int16)
 _EMPTY_PCM.setflags(write=False)
 
-_DEMUXERS: dict[Container, str] = {
-    Container.WEBM: "WebMDemuxer",
-    Container.OGG: "OggDemuxer",
-    Container.MP4: "MP4Demuxer",
-    Container.WAV: "WavDemuxer",
+_DEMUXERS: dict[Container, type[WebMDemuxer | OggDemuxer | MP4Demuxer | WavDemuxer]] = {
+    Container.WEBM: WebMDemuxer,
+    Container.OGG: OggDemuxer,
+    Container.MP4: MP4Demuxer,
+    Container.WAV: WavDemuxer,
 }
 
 
@@ -53,7 +63,8 @@ def _to_int16(parts: list[NDArray[np.float32]]) -> PCM:
     if not audio.size:
         return _EMPTY_PCM
     scaled = np.rint(audio * np.float32(32768.0))
-    return np.clip(scaled, -32768.0, 32767.0).astype(np.int16)
+    pcm: PCM = np.clip(scaled, -32768.0, 32767.0).astype(np.int16)
+    return pcm
 
 
 class ChunkReassembler:
@@ -183,10 +194,9 @@ class ChunkReassembler:
     def _detect(self, final: bool = False) -> bool:
         """Pick the demuxer once enough head bytes arrived; False = wait for more."""
         head = bytes(self._head)
-        if self._explicit and self._declared is not None:
-            fmt = self._declared
-        elif self._declared is not None and self._declared.container is Container.RAW:
-            fmt = self._declared
+        declared = self._declared
+        if declared is not None and (self._explicit or declared.container is Container.RAW):
+            fmt = declared
         else:
             if not final and len(head) < MAGIC_BYTES_NEEDED and could_still_be_container(head):
                 return False
@@ -204,14 +214,13 @@ class ChunkReassembler:
     def _make_demuxer(self, fmt: AudioFormat) -> Demuxer:
         if fmt.container is Container.RAW:
             assert fmt.sample_rate is not None
-            return containers.RawDemuxer(  # type: ignore[attr-defined,no-any-return]
+            return RawDemuxer(
                 sample_format=fmt.sample_format,
                 sample_rate=fmt.sample_rate,
                 channels=fmt.channels or 1,
                 max_buffered=self._max_buffered,
             )
-        demuxer_class = getattr(containers, _DEMUXERS[fmt.container])
-        return demuxer_class(max_buffered=self._max_buffered)  # type: ignore[no-any-return]
+        return _DEMUXERS[fmt.container](max_buffered=self._max_buffered)
 
     def _starts_new_stream(self, data: bytes) -> bool:
         head = data[:MAGIC_BYTES_NEEDED]

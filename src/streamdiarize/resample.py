@@ -7,9 +7,12 @@ every chunk border and clicks there; :class:`Resampler` keeps the filter state b
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import soxr
 from numpy.typing import NDArray
+from typing_extensions import TypeVar
 
 from ._exceptions import ConfigurationError
 
@@ -19,6 +22,8 @@ __all__ = ["Resampler", "resample"]
 QUALITY = "HQ"
 
 _DTYPES = (np.float32, np.float64, np.int16, np.int32)
+
+_Sample = TypeVar("_Sample", bound=np.generic)
 
 
 def _check_rates(in_rate: int, out_rate: int) -> None:
@@ -38,7 +43,7 @@ def _check_array(x: np.ndarray, dtype: np.dtype | None = None) -> None:
         raise ValueError(f"expected [frames] or [frames, channels], got shape {x.shape}")
 
 
-def resample(x: NDArray[np.generic], in_rate: int, out_rate: int) -> NDArray[np.generic]:
+def resample(x: NDArray[_Sample], in_rate: int, out_rate: int) -> NDArray[_Sample]:
     """Resample a whole signal: ``x`` is ``[frames]`` or ``[frames, channels]``.
 
     The dtype is kept (float32, float64, int16 or int32). Equal rates return a copy.
@@ -49,9 +54,12 @@ def resample(x: NDArray[np.generic], in_rate: int, out_rate: int) -> NDArray[np.
     """
     _check_array(x)
     _check_rates(in_rate, out_rate)
+    out: NDArray[_Sample]
     if in_rate == out_rate:
-        return x.copy()
-    return soxr.resample(x, in_rate, out_rate, quality=QUALITY)  # type: ignore[no-any-return]
+        out = x.copy()
+        return out
+    out = soxr.resample(x, in_rate, out_rate, quality=QUALITY)
+    return out
 
 
 class Resampler:
@@ -85,7 +93,7 @@ class Resampler:
             else soxr.ResampleStream(in_rate, out_rate, channels, self.dtype.name, QUALITY)
         )
 
-    def process(self, x: NDArray[np.generic], last: bool = False) -> NDArray[np.generic]:
+    def process(self, x: NDArray[_Sample], last: bool = False) -> NDArray[_Sample]:
         """Resample the next chunk; ``last=True`` also returns the filter's tail.
 
         Raises:
@@ -94,9 +102,10 @@ class Resampler:
         _check_array(x, self.dtype)
         if self._stream is None:
             return x
-        return self._stream.resample_chunk(x, last=last)  # type: ignore[no-any-return]
+        out: NDArray[_Sample] = self._stream.resample_chunk(x, last=last)
+        return out
 
-    def flush(self) -> NDArray[np.generic]:
+    def flush(self) -> NDArray[Any]:
         """End of stream: the filter's remaining output."""
         shape = (0,) if self.channels == 1 else (0, self.channels)
         return self.process(np.zeros(shape, dtype=self.dtype), last=True)

@@ -16,6 +16,11 @@ class Word:
     duration: float
     confidence: float | None = None
 
+    @property
+    def end(self) -> float:
+        """``offset + duration``."""
+        return self.offset + self.duration
+
 
 @dataclass(frozen=True, slots=True)
 class Segment:

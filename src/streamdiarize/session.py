@@ -222,7 +222,8 @@ class TranscriptionSession:
         if self._closing:
             raise SessionClosedError("send() after close(): the session is closed")
         await self.start()
-        assert self._results is not None and self._send_lock is not None
+        assert self._results is not None
+        assert self._send_lock is not None
         self._raise_backend_error()
         await self._results.wait_below(self.max_pending_segments)
         self._raise_backend_error()

@@ -34,6 +34,7 @@ class Demuxer(abc.ABC):
         self._events: list[Event] = []
         self._error: InputError | None = None
         self._finished = False
+        self._ended = False  # the last event emitted is an EndOfStream (e.g. an Ogg EOS page)
         self._parser = self._parse()
 
     @abc.abstractmethod
@@ -42,6 +43,7 @@ class Demuxer(abc.ABC):
 
     def _emit(self, event: Event) -> None:
         self._events.append(event)
+        self._ended = isinstance(event, EndOfStream)
 
     def feed(self, data: bytes) -> list[Event]:
         """Parse ``data`` (any slice of the stream, may be empty) and return complete events.
@@ -68,7 +70,7 @@ class Demuxer(abc.ABC):
             self._buffer.eof = True
             if not self._finished:
                 self._step()
-            if not self._events or not isinstance(self._events[-1], EndOfStream):
+            if not self._ended:  # no second EndOfStream after the container's own
                 self._emit(EndOfStream())
         return self.events_received()
 
@@ -76,6 +78,11 @@ class Demuxer(abc.ABC):
         """Drain and return the events parsed so far (also after a failure)."""
         events, self._events = self._events, []
         return events
+
+    @property
+    def buffered(self) -> int:
+        """Bytes fed but not yet parsed: the incomplete element or frame being waited for."""
+        return len(self._buffer)
 
     @property
     def failed(self) -> bool:

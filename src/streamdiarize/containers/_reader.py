@@ -53,6 +53,39 @@ class ByteBuffer:
         """Up to ``n`` unread bytes, without consuming them."""
         return bytes(self._buf[self._pos : self._pos + n])
 
+    def take(self, n: int) -> bytes:
+        """Consume and return ``n`` bytes that are already buffered (see :meth:`ensure`)."""
+        if n > len(self):
+            raise ValueError(f"take({n}) with only {len(self)} bytes buffered")
+        return self._take(n)
+
+    def discard(self, n: int) -> None:
+        """Drop ``n`` bytes that are already buffered, without copying them."""
+        if n > len(self):
+            raise ValueError(f"discard({n}) with only {len(self)} bytes buffered")
+        self._pos += n
+        self.offset += n
+
+    def ensure(self, n: int, what: str = "element") -> Generator[None, None, None]:
+        """Suspend until ``n`` bytes are buffered, consuming none (peek at them afterwards).
+
+        Raises:
+            LimitExceededError: ``n`` exceeds ``max_buffered``.
+            CorruptStreamError: end of stream (``eof``) came first.
+        """
+        if n > self.max_buffered:
+            raise LimitExceededError(
+                f"{what} of {n} bytes at offset {self.offset} exceeds the buffer limit "
+                f"of {self.max_buffered} bytes"
+            )
+        while len(self) < n:
+            if self.eof:
+                raise CorruptStreamError(
+                    f"stream ends inside a {what} at offset {self.offset}: "
+                    f"{len(self)} of {n} bytes present"
+                )
+            yield
+
     def read_exact(self, n: int, what: str = "element") -> Generator[None, None, bytes]:
         """Suspend until ``n`` bytes are available, then consume and return them.
 
@@ -80,8 +113,7 @@ class ByteBuffer:
             if not len(self):
                 if self.eof:
                     raise CorruptStreamError(
-                        f"stream ends inside a {what} at offset {self.offset}: "
-                        f"{n} bytes missing"
+                        f"stream ends inside a {what} at offset {self.offset}: {n} bytes missing"
                     )
                 yield
                 continue

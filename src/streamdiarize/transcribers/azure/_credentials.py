@@ -20,6 +20,10 @@ ENV_KEY, ENV_REGION, ENV_ENDPOINT, ENV_HOST = (
 )
 
 
+def _type_name(value: object) -> str | None:
+    return None if value is None else type(value).__name__
+
+
 def mask_secret(secret: str | None) -> str:
     """``'abcd…'`` style: enough to tell keys apart, never enough to use one."""
     if not secret:
@@ -59,7 +63,7 @@ class AzureCredentials:
             f"endpoint={self.endpoint!r}, host={self.host!r}, "
             f"auth_token={mask_secret(self.auth_token)}, "
             f"token_provider={'set' if self.token_provider else None}, "
-            f"token_credential={type(self.token_credential).__name__ if self.token_credential else None})"
+            f"token_credential={_type_name(self.token_credential)})"
         )
 
     @classmethod
@@ -75,7 +79,7 @@ class AzureCredentials:
         token_credential: Any = None,
         environ: Mapping[str, str] | None = None,
     ) -> AzureCredentials:
-        """Arguments first, then ``SPEECH_KEY``/``SPEECH_REGION``/``SPEECH_ENDPOINT``/``SPEECH_HOST``.
+        """Arguments first, then the ``SPEECH_KEY``/``_REGION``/``_ENDPOINT``/``_HOST`` variables.
 
         Raises:
             ConfigurationError: nothing authenticates or nothing locates the service; the

@@ -100,7 +100,9 @@ def error_from_cancellation(code: str, details: str) -> TranscriberError:
         return ConnectionLostError(
             f"lost the connection to Azure Speech: {details}", error_code=code, details=details
         )
-    return ServiceError(f"Azure Speech cancelled ({code}): {details}", error_code=code, details=details)
+    return ServiceError(
+        f"Azure Speech cancelled ({code}): {details}", error_code=code, details=details
+    )
 
 
 def is_retryable(code: str, details: str) -> bool:

@@ -107,8 +107,9 @@ class AzureStream(TranscriberStream):
         except TranscriberError:
             raise
         except Exception as exc:
+            reason = self._settings.credentials.scrub(str(exc))
             raise BackendUnavailableError(
-                f"Azure Speech SDK could not be set up: {self._settings.credentials.scrub(str(exc))}"
+                f"Azure Speech SDK could not be set up: {reason}"
             ) from exc
         connection = _Connection(generation, recognizer, push_stream, base)
         recognizer.transcribed.connect(functools.partial(self._on_result, generation, True))
@@ -173,7 +174,9 @@ class AzureStream(TranscriberStream):
         try:
             await asyncio.wait_for(asyncio.to_thread(stop), self._settings.finish_timeout)
         except (TimeoutError, asyncio.TimeoutError):
-            log.warning("Azure recognizer did not stop within %.0f s", self._settings.finish_timeout)
+            log.warning(
+                "Azure recognizer did not stop within %.0f s", self._settings.finish_timeout
+            )
         finally:
             connection.disconnect()
 

@@ -1,0 +1,76 @@
+"""Helpers shared by the demuxer tests: feed a stream in pieces, load browser captures.
+
+``feed_in_pieces`` is how every container test replays a byte stream with a chosen split;
+``capture_messages`` rebuilds a capture's WebSocket messages exactly as they arrived;
+``piece_sizes`` is the hypothesis strategy for arbitrary splits (0-byte pieces included).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from hypothesis import strategies as st
+
+from streamdiarize.containers import Demuxer, Event
+
+__all__ = ["CAPTURES", "capture_dir", "capture_messages", "feed_in_pieces", "piece_sizes"]
+
+#: Where the browser captures live (see README.md there).
+CAPTURES = Path(__file__).parent / "data" / "captures"
+
+
+def feed_in_pieces(
+    demuxer: Demuxer, data: bytes, sizes: Iterable[int], *, flush: bool = True
+) -> list[Event]:
+    """Feed ``data`` in consecutive pieces of ``sizes`` bytes, then the rest, then flush.
+
+    Returns every event, in order, ending with ``EndOfStream`` when ``flush`` is true. Sizes
+    may be 0 (an empty WebSocket message) and may add up to less than ``len(data)``; the
+    remainder is fed as one last piece.
+    """
+    events: list[Event] = []
+    pos = 0
+    for size in sizes:
+        events += demuxer.feed(data[pos : pos + size])
+        pos += size
+    if pos < len(data):
+        events += demuxer.feed(data[pos:])
+    if flush:
+        events += demuxer.flush()
+    return events
+
+
+def capture_dir(name: str) -> Path:
+    """The directory of a capture, by full name or by its letter (``"A"``)."""
+    if (CAPTURES / name).is_dir():
+        return CAPTURES / name
+    matches = sorted(CAPTURES.glob(f"{name}_*"))
+    if len(matches) != 1:
+        raise FileNotFoundError(f"no single capture named {name!r} in {CAPTURES}")
+    return matches[0]
+
+
+def capture_messages(name: str) -> list[bytes]:
+    """The WebSocket messages of a capture (``stream.bin`` split by ``sizes.json``), in order.
+
+    Empty messages are ``b""``. ``name`` is the directory name or its letter (``"G"``).
+    """
+    directory = capture_dir(name)
+    data = (directory / "stream.bin").read_bytes()
+    sizes = json.loads((directory / "sizes.json").read_text())
+    ends = list(itertools.accumulate(sizes))
+    if not ends or ends[-1] != len(data):
+        raise ValueError(f"{directory}: sizes.json does not add up to stream.bin")
+    return [data[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+
+
+def piece_sizes(max_piece: int = 4096, max_pieces: int = 200) -> st.SearchStrategy[list[int]]:
+    """Hypothesis strategy: a list of piece sizes for :func:`feed_in_pieces`.
+
+    Biased towards tiny pieces (0, 1, 2 bytes) where parsers break, mixed with larger ones.
+    """
+    size = st.one_of(st.integers(0, 3), st.integers(0, 64), st.integers(0, max_piece))
+    return st.lists(size, max_size=max_pieces)
