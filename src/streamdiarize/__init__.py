@@ -31,12 +31,16 @@ from .resample import Resampler, resample
 from .segment import Segment, Word
 from .session import TranscriptionSession
 from .transcribers import Transcriber, TranscriberStream
+from .transcribers.azure import AzureCredentials, AzureTranscriber
+from .transcribers.local import LocalTranscriber
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AudioFormat",
     "AuthenticationError",
+    "AzureCredentials",
+    "AzureTranscriber",
     "BackendUnavailableError",
     "ChunkReassembler",
     "ConfigurationError",
@@ -45,6 +49,7 @@ __all__ = [
     "CorruptStreamError",
     "InputError",
     "LimitExceededError",
+    "LocalTranscriber",
     "QuotaExceededError",
     "Resampler",
     "SampleFormat",

@@ -8,6 +8,7 @@ from typing import Any
 from ..._exceptions import ConfigurationError
 from .._base import SAMPLE_RATE, SegmentSink, Transcriber, TranscriberStream
 from ._credentials import AzureCredentials, mask_secret
+from ._source import AudioSource
 from ._stream import AzureStream
 
 __all__ = ["AzureCredentials", "AzureTranscriber"]
@@ -36,7 +37,12 @@ class AzureTranscriber(Transcriber):
         passthrough_format: ``"any"`` (WebM and others) or ``"ogg"`` (Ogg/Opus).
         max_reconnects: fresh connections tried after the SDK's own retries give up.
         max_replay_seconds: audio kept for re-sending after a reconnect.
+        max_buffered_seconds: audio that may wait for the SDK to read it before
+            ``send()`` waits (backpressure from a slow or stalled service).
         finish_timeout: seconds to wait for the service's last results on close.
+        stall_timeout: a service that answers nothing for this long while as much sent audio
+            waits counts as a lost connection (the SDK reports no stall itself); ``None``
+            turns the watchdog off.
         segmentation_silence_ms: silence that ends a phrase (service default ≈ 500 ms).
         properties: extra SDK properties by name (``SpeechConfig.set_property_by_name``).
 
@@ -64,7 +70,9 @@ class AzureTranscriber(Transcriber):
         passthrough_format: str = "any",
         max_reconnects: int = 3,
         max_replay_seconds: float = 30.0,
+        max_buffered_seconds: float = 10.0,
         finish_timeout: float = 20.0,
+        stall_timeout: float | None = 30.0,
         segmentation_silence_ms: int | None = None,
         properties: Mapping[str, str] | None = None,
     ) -> None:
@@ -95,7 +103,9 @@ class AzureTranscriber(Transcriber):
         self.passthrough_format = passthrough_format
         self.max_reconnects = max_reconnects
         self.max_replay_seconds = max_replay_seconds
+        self.max_buffered_seconds = max_buffered_seconds
         self.finish_timeout = finish_timeout
+        self.stall_timeout = stall_timeout
         self.segmentation_silence_ms = segmentation_silence_ms
         self.properties = dict(properties or {})
         self.token_refresh_seconds = 8 * 60.0
@@ -166,8 +176,12 @@ class AzureTranscriber(Transcriber):
             config.set_property_by_name(name, value)
         return config
 
-    def build_recognizer(self) -> tuple[Any, Any]:
-        """A ConversationTranscriber on a new push stream, phrase list applied."""
+    def build_recognizer(self, source: AudioSource) -> tuple[Any, Any]:
+        """A ConversationTranscriber pulling audio from ``source``, phrase list applied.
+
+        Returns the recognizer and its audio stream: keep both alive together (the SDK's
+        native side keeps only raw pointers to the stream and its callback).
+        """
         import azure.cognitiveservices.speech as speechsdk
 
         if self.accepts_encoded:
@@ -179,8 +193,8 @@ class AzureTranscriber(Transcriber):
             stream_format = speechsdk.audio.AudioStreamFormat(
                 samples_per_second=SAMPLE_RATE, bits_per_sample=16, channels=1
             )
-        push_stream = speechsdk.audio.PushAudioInputStream(stream_format)
-        audio_config = speechsdk.audio.AudioConfig(stream=push_stream)
+        stream = speechsdk.audio.PullAudioInputStream(source, stream_format)
+        audio_config = speechsdk.audio.AudioConfig(stream=stream)
         language_kwargs: dict[str, Any]
         if len(self.languages) > 1:
             language_kwargs = {
@@ -203,4 +217,4 @@ class AzureTranscriber(Transcriber):
             grammar = speechsdk.PhraseListGrammar.from_recognizer(recognizer)
             for phrase in self.phrases:
                 grammar.addPhrase(phrase)
-        return recognizer, push_stream
+        return recognizer, stream

@@ -5,10 +5,14 @@ in ``_results``) and hop to the event loop with ``loop.call_soon_threadsafe``; e
 change happens on the loop thread. Blocking SDK calls (``start/stop_transcribing_async().get()``)
 run in worker threads, never on the loop.
 
-When the connection fails for good (the SDK's own retries exhausted), the stream opens a
-fresh recognizer and re-sends the audio not yet covered by a final result, kept in a bounded
-replay buffer; offsets of the new recognizer are shifted by the replay start so the stream
-clock stays continuous, and phrases already delivered are not delivered twice.
+Connection drops are first handled by the SDK itself: it reconnects, tells the service the
+offset of its last final phrase and re-sends the audio after it, so offsets stay exact. When
+it gives up (five failed attempts without progress) the stream opens a fresh recognizer and
+re-sends the audio not yet covered by a final result, kept in a bounded replay buffer;
+offsets of the new recognizer are shifted by the replay start so the stream clock stays
+continuous, and phrases already delivered are not delivered twice. A service that stops
+answering (no result for ``stall_timeout`` seconds while that much sent audio waits) is
+treated as a failed connection too: the SDK never reports a stall by itself.
 """
 
 from __future__ import annotations
@@ -23,10 +27,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..._exceptions import BackendUnavailableError, ConnectionLostError, TranscriberError
+from ..._exceptions import (
+    BackendUnavailableError,
+    ConnectionLostError,
+    ServiceError,
+    TranscriberError,
+)
 from ...segment import Segment
 from .._base import SAMPLE_RATE, SegmentSink, TranscriberStream
 from ._results import error_from_cancellation, is_retryable, segment_from_result
+from ._source import AudioSource
 
 if TYPE_CHECKING:
     from . import AzureTranscriber
@@ -39,24 +49,30 @@ log = logging.getLogger("streamdiarize.azure")
 class _Connection:
     """The SDK objects of one connection attempt."""
 
-    def __init__(self, generation: int, recognizer: Any, push_stream: Any, base: float) -> None:
+    def __init__(
+        self, generation: int, sdk_objects: tuple[Any, Any], source: AudioSource, base: float
+    ) -> None:
         self.generation = generation
-        self.recognizer = recognizer
-        self.push_stream = push_stream
+        self.recognizer, self.audio_stream = sdk_objects
+        self.source = source
         #: Stream seconds at this recognizer's first sample.
         self.base = base
-        self.input_closed = False
+        #: The SDK cancelled with an error: stopping it would only wait for timeouts.
+        self.errored = False
 
     def close_input(self) -> None:
-        if not self.input_closed:
-            self.input_closed = True
-            self.push_stream.close()
+        self.source.close_input()
 
-    def disconnect(self) -> None:
-        """Drop every callback so neither side keeps the other alive."""
+    def release(self) -> None:
+        """Drop every callback and SDK reference so the native objects are freed now.
+
+        A recognizer still alive at interpreter exit can abort the process in the SDK's
+        native teardown; releasing it here, while the loop runs, avoids that.
+        """
         for signal in ("transcribed", "transcribing", "canceled", "session_stopped"):
             with contextlib.suppress(Exception):
                 getattr(self.recognizer, signal).disconnect_all()
+        self.recognizer = self.audio_stream = None
 
 
 class AzureStream(TranscriberStream):
@@ -80,12 +96,16 @@ class AzureStream(TranscriberStream):
         self._replay_start = 0  # stream sample index of the replay buffer's first sample
         self._samples_written = 0
         self._delivered_until = 0.0  # end (s) of the last final segment delivered
+        self._acknowledged = 0.0  # end (s) of the last final result, text or not
         self._stopped = asyncio.Event()
         self._failed = False
         self._finishing = False
         self._closed = False
         self._reconnecting: asyncio.Task[None] | None = None
         self._token_refresh: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._last_event = self._loop.time()
+        self._max_buffered_bytes = int(settings.max_buffered_seconds * SAMPLE_RATE * 2)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -98,12 +118,15 @@ class AzureStream(TranscriberStream):
         await self._connect(base=0.0)
         if self._settings.credentials.token_provider is not None:
             self._token_refresh = asyncio.create_task(self._refresh_tokens())
+        if self._settings.stall_timeout:
+            self._watchdog = asyncio.create_task(self._watch_for_stalls())
 
     async def _connect(self, base: float) -> None:
         self._generation += 1
         generation = self._generation
         try:
-            recognizer, push_stream = await asyncio.to_thread(self._settings.build_recognizer)
+            source = AudioSource(self._loop, self._max_buffered_bytes)
+            sdk_objects = await asyncio.to_thread(self._settings.build_recognizer, source)
         except TranscriberError:
             raise
         except Exception as exc:
@@ -111,48 +134,77 @@ class AzureStream(TranscriberStream):
             raise BackendUnavailableError(
                 f"Azure Speech SDK could not be set up: {reason}"
             ) from exc
-        connection = _Connection(generation, recognizer, push_stream, base)
+        connection = _Connection(generation, sdk_objects, source, base)
+        recognizer = connection.recognizer
         recognizer.transcribed.connect(functools.partial(self._on_result, generation, True))
         if self._interim:
             recognizer.transcribing.connect(functools.partial(self._on_result, generation, False))
         recognizer.canceled.connect(functools.partial(self._on_canceled, generation))
         recognizer.session_stopped.connect(functools.partial(self._on_stopped, generation))
         self._connection = connection
+        self._last_event = self._loop.time()  # the stall clock starts with each connection
         self._stopped.clear()
         await asyncio.to_thread(lambda: recognizer.start_transcribing_async().get())
 
     async def write(self, pcm: NDArray[np.int16]) -> None:
-        if self._failed or self._closed or not pcm.size:
+        if not pcm.size:
+            return
+        await self._wait_for_room()
+        if self._failed or self._closed:
             return
         self._remember(pcm)
         connection = self._connection
         if connection is not None and self._reconnecting is None:
-            connection.push_stream.write(pcm.tobytes())
+            connection.source.write(pcm.tobytes())
 
     async def write_encoded(self, data: bytes) -> None:
-        if self._failed or self._closed or not data:
-            return
-        if self._connection is not None:
-            self._connection.push_stream.write(data)
+        await self._wait_for_room()
+        if not (self._failed or self._closed) and self._connection is not None:
+            self._connection.source.write(data)
+
+    async def _wait_for_room(self) -> None:
+        """Backpressure: wait while the SDK has not read the audio already queued."""
+        connection = self._connection
+        if connection is not None and self._reconnecting is None and not self._failed:
+            await connection.source.wait_for_room()
 
     async def finish(self) -> None:
         self._finishing = True
-        if self._reconnecting is not None:
-            await asyncio.shield(self._reconnecting)
-        if self._connection is not None and not self._failed:
-            self._connection.close_input()
-            with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
-                await asyncio.wait_for(self._stopped.wait(), self._settings.finish_timeout)
-            while self._reconnecting is not None:  # a reconnect during the drain re-sends audio
+        try:
+            await self._drain()
+        finally:
+            await self.aclose()
+
+    async def _drain(self) -> None:
+        """End the audio and wait for the service's last results (through reconnects)."""
+        timeout = self._settings.finish_timeout
+        deadline = self._loop.time() + timeout
+        while not self._failed:
+            if self._reconnecting is not None:  # it re-sends the audio, then ends it
                 await asyncio.shield(self._reconnecting)
-                await asyncio.wait_for(self._stopped.wait(), self._settings.finish_timeout)
-        await self.aclose()
+                continue
+            if self._connection is None:
+                return
+            self._connection.close_input()
+            try:
+                await asyncio.wait_for(self._stopped.wait(), deadline - self._loop.time())
+            except (TimeoutError, asyncio.TimeoutError):
+                self._fail(
+                    ServiceError(
+                        f"Azure Speech sent no end of results within {timeout:g} s after "
+                        "the end of the audio; the last phrases may be missing",
+                        error_code="ServiceTimeout",
+                    )
+                )
+                return
+            if self._reconnecting is None:
+                return
 
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
-        for task in (self._reconnecting, self._token_refresh):
+        for task in (self._reconnecting, self._token_refresh, self._watchdog):
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -163,22 +215,28 @@ class AzureStream(TranscriberStream):
             await self._dispose(connection)
 
     async def _dispose(self, connection: _Connection) -> None:
-        """Stop a recognizer in a worker thread and release its SDK objects."""
+        """Stop a recognizer and free its SDK objects, in a worker thread.
 
-        def stop() -> None:
+        Freeing a recognizer can block for seconds (its native destructor closes the
+        connection), so the last reference is dropped off the event loop too.
+        """
+
+        def stop_and_release() -> None:
             with contextlib.suppress(Exception):
                 connection.close_input()
-            with contextlib.suppress(Exception):
-                connection.recognizer.stop_transcribing_async().get()
+            if not connection.errored:  # after an error, stopping only waits for timeouts
+                with contextlib.suppress(Exception):
+                    connection.recognizer.stop_transcribing_async().get()
+            connection.release()
 
         try:
-            await asyncio.wait_for(asyncio.to_thread(stop), self._settings.finish_timeout)
+            await asyncio.wait_for(
+                asyncio.shield(asyncio.to_thread(stop_and_release)), self._settings.finish_timeout
+            )
         except (TimeoutError, asyncio.TimeoutError):
             log.warning(
                 "Azure recognizer did not stop within %.0f s", self._settings.finish_timeout
             )
-        finally:
-            connection.disconnect()
 
     # -- replay buffer ---------------------------------------------------------------------
 
@@ -241,7 +299,9 @@ class AzureStream(TranscriberStream):
     def _deliver(self, generation: int, segment: Segment | None, final: bool, end: float) -> None:
         if not self._current(generation) or self._failed:
             return
+        self._last_event = self._loop.time()
         if final:
+            self._acknowledged = max(self._acknowledged, end)
             self._forget_until(end)
         if segment is None:
             return
@@ -264,6 +324,9 @@ class AzureStream(TranscriberStream):
             self._stopped.set()  # EndOfStream: the service answered our end of audio
             return
         log.info("Azure cancelled: %s %s", code, details)
+        assert self._connection is not None
+        self._connection.errored = True
+        self._connection.close_input()  # its audio is replayed to the next connection
         if is_retryable(code, details) and self._reconnects < self._settings.max_reconnects:
             self._reconnects += 1
             self._reconnecting = asyncio.create_task(self._reconnect())
@@ -280,6 +343,8 @@ class AzureStream(TranscriberStream):
     def _fail(self, error: TranscriberError) -> None:
         self._failed = True
         self._stopped.set()
+        if self._connection is not None:
+            self._connection.close_input()  # wakes writers waiting for room
         self._sink.put_error(error)
 
     async def _reconnect(self) -> None:
@@ -294,7 +359,7 @@ class AzureStream(TranscriberStream):
             await self._connect(base=base)
             assert self._connection is not None
             for pcm in list(self._replay):
-                self._connection.push_stream.write(pcm.tobytes())
+                self._connection.source.write(pcm.tobytes())
             if self._finishing:
                 self._connection.close_input()
         except asyncio.CancelledError:
@@ -305,6 +370,26 @@ class AzureStream(TranscriberStream):
             self._fail(ConnectionLostError(f"reconnecting to Azure Speech failed: {exc}"))
         finally:
             self._reconnecting = None
+
+    async def _watch_for_stalls(self) -> None:
+        """Reconnect (or fail) when sent audio goes unanswered for ``stall_timeout`` seconds."""
+        timeout = self._settings.stall_timeout
+        assert timeout is not None
+        while True:
+            await asyncio.sleep(min(1.0, timeout / 4))
+            connection = self._connection
+            if connection is None or self._reconnecting is not None or self._failed:
+                continue
+            waiting = self._samples_written / SAMPLE_RATE - self._acknowledged
+            silent_for = self._loop.time() - self._last_event
+            if waiting >= timeout and silent_for >= timeout:
+                self._handle_cancel(
+                    connection.generation,
+                    "Error",
+                    "ServiceTimeout",
+                    f"no result from the service for {silent_for:.0f} s "
+                    f"while {waiting:.0f} s of audio waited",
+                )
 
     async def _refresh_tokens(self) -> None:
         """Entra ID tokens live ≈ 10 minutes: fetch a new one every 8 for the live recognizer."""

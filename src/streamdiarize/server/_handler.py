@@ -1,0 +1,377 @@
+"""One WebSocket connection of the demo server: checks, the session's two tasks, the ending.
+
+::
+
+    handshake ─► Origin ok? ─► accept ─► token ok? ─► slot free? ─► start message ─► ready
+        audio task:   socket ──► session.send()        (until stop, error or disconnect)
+        results task: session ──► socket              (until the session's iteration ends)
+    ─► end or error ─► close
+
+Whatever happens (client gone mid-stream, bad bytes, backend failure, time limit), both tasks
+are finished and the session is closed or aborted before the handler returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
+
+from .._exceptions import StreamDiarizeError, TranscriberError
+from ..session import TranscriptionSession
+from ._engines import Engine
+from ._observer import SessionInfo, SessionObserver, SessionOutcome
+from ._security import origin_allowed, presented_token, token_matches
+from ._settings import ServerSettings
+from .protocol import (
+    SUBPROTOCOL,
+    ErrorCode,
+    ProtocolError,
+    StartMessage,
+    end_message,
+    error_for,
+    parse_message,
+    parse_start,
+    ready_message,
+    segment_message,
+)
+
+__all__ = ["ServerContext", "SessionSlots", "handle_websocket"]
+
+logger = logging.getLogger("streamdiarize.server")
+
+
+class _Signal(enum.Enum):
+    STOP = "stop"  # the client sent {"type": "stop"}
+    GONE = "gone"  # the client disconnected
+
+
+class _GoneError(Exception):
+    """The client disconnected; nothing more can be sent."""
+
+
+class SessionSlots:
+    """Counts running sessions and refuses one past the limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+
+    @contextlib.contextmanager
+    def acquire(self) -> Iterator[None]:
+        """Hold a slot for the ``with`` block.
+
+        Raises:
+            ProtocolError: ``busy`` when every slot is taken.
+        """
+        if self.active >= self.limit:
+            raise ProtocolError(
+                ErrorCode.BUSY,
+                f"the server runs its maximum of {self.limit} sessions; try again later",
+            )
+        self.active += 1
+        try:
+            yield
+        finally:
+            self.active -= 1
+
+
+@dataclass(frozen=True, slots=True)
+class ServerContext:
+    """What every connection of one app shares."""
+
+    engine: Engine
+    settings: ServerSettings
+    slots: SessionSlots
+    observer: SessionObserver | None = None
+
+
+async def handle_websocket(websocket: WebSocket, context: ServerContext) -> None:
+    """Serve one connection of the streamdiarize protocol, from handshake to close."""
+    headers = websocket.headers
+    if not origin_allowed(
+        headers.get("origin"), headers.get("host"), context.settings.allowed_origins
+    ):
+        logger.warning("refused a WebSocket from origin %r", headers.get("origin"))
+        await websocket.close(1008)  # before accept: the ASGI server answers HTTP 403
+        return
+    offered = websocket.scope.get("subprotocols") or []
+    await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+    await _Connection(websocket, context).run()
+
+
+class _Connection:
+    def __init__(self, websocket: WebSocket, context: ServerContext) -> None:
+        self.ws = websocket
+        self.context = context
+        self.settings = context.settings
+        self.id = secrets.token_hex(4)
+        client = websocket.client
+        self.client = f"{client.host}:{client.port}" if client else "?"
+        self.info: SessionInfo | None = None
+        self.started = time.monotonic()
+        self.messages = 0
+        self.bytes = 0
+        self.segments = 0
+        self.gone = False
+
+    # -- the whole connection ----------------------------------------------------------------
+
+    async def run(self) -> None:
+        session: TranscriptionSession | None = None
+        ending: ProtocolError | _Signal
+        try:
+            self._authorize()
+            with self.context.slots.acquire():
+                start = await self._receive_start()
+                session = self._open_session(start)
+                await session.start()
+                await self._send(
+                    ready_message(
+                        self.id,
+                        self.context.engine.name,
+                        emulated=self.context.engine.emulated,
+                        limits=self.settings.limits(),
+                    )
+                )
+                ending = await self._stream(session)
+        except ProtocolError as exc:
+            ending = exc
+        except StreamDiarizeError as exc:
+            ending = error_for(exc)
+        except _GoneError:
+            ending = _Signal.GONE
+        except Exception:  # a bug: log it, tell the client, keep serving the others
+            logger.exception("session %s failed", self.id)
+            ending = ProtocolError(
+                ErrorCode.INTERNAL, f"internal server error in session {self.id}; see the log"
+            )
+        finally:
+            if session is not None:
+                await session.abort()  # idempotent; after close() it only confirms
+        close_code = await self._finish(ending, session)
+        self._report(ending, close_code, session)
+
+    def _authorize(self) -> None:
+        expected = self.settings.token
+        if expected is None:
+            return
+        token = presented_token(
+            self.ws.scope.get("subprotocols") or [], self.ws.headers.get("authorization")
+        )
+        if not token_matches(expected, token):
+            raise ProtocolError(
+                ErrorCode.UNAUTHORIZED,
+                "this server needs a token: open the page with the URL the server printed "
+                "(…/#token=…), or offer the subprotocol streamdiarize.token.<token>",
+            )
+
+    async def _receive_start(self) -> StartMessage:
+        return parse_start(await self._receive(self.settings.start_timeout, "the start message"))
+
+    def _open_session(self, start: StartMessage) -> TranscriptionSession:
+        session = TranscriptionSession(
+            self.context.engine.transcriber,
+            mime=start.mime,
+            interim_results=start.interim,
+            close_timeout=self.settings.close_timeout,
+        )
+        self.info = SessionInfo(
+            self.id, self.client, start.mime, start.interim, self.ws.headers.get("origin")
+        )
+        logger.info("session %s from %s: %s", self.id, self.client, start.mime)
+        if self.context.observer is not None:
+            self.context.observer.session_started(self.info)
+        return session
+
+    # -- the two tasks -----------------------------------------------------------------------
+
+    async def _stream(self, session: TranscriptionSession) -> ProtocolError | _Signal:
+        audio = asyncio.create_task(self._pump_audio(session), name=f"sd-audio-{self.id}")
+        results = asyncio.create_task(self._pump_results(session), name=f"sd-results-{self.id}")
+        try:
+            remaining = self.settings.max_session_seconds - (time.monotonic() - self.started)
+            done, _ = await asyncio.wait(
+                {audio, results}, timeout=max(0.0, remaining), return_when=asyncio.FIRST_COMPLETED
+            )
+            if audio in done:
+                ending = audio.result()
+                if ending is _Signal.GONE:
+                    return ending
+                return await self._drain(session, results, ending)
+            if results in done:
+                outcome = results.result()
+                if outcome is None:  # iteration ended although nobody closed the session
+                    return ProtocolError(ErrorCode.BACKEND, "the speech backend ended the session")
+                return outcome
+            await _cancel(audio)
+            return await self._drain(
+                session,
+                results,
+                ProtocolError(
+                    ErrorCode.SESSION_LIMIT,
+                    f"sessions last at most {self.settings.max_session_seconds:g} s",
+                ),
+            )
+        finally:
+            await _cancel(audio)
+            await _cancel(results)
+
+    async def _drain(
+        self,
+        session: TranscriptionSession,
+        results: asyncio.Task[ProtocolError | _Signal | None],
+        ending: ProtocolError | _Signal,
+    ) -> ProtocolError | _Signal:
+        """Flush the audio, deliver the last segments, then report ``ending``."""
+        await session.close()  # bounded by close_timeout; never raises backend errors
+        try:
+            outcome = await asyncio.wait_for(results, self.settings.close_timeout)
+        except asyncio.TimeoutError:  # the client does not read its results
+            return ProtocolError(ErrorCode.TIMEOUT, "the client did not read its results")
+        if outcome is _Signal.GONE:
+            return outcome
+        if isinstance(outcome, ProtocolError) and ending is _Signal.STOP:
+            return outcome  # the backend failed while finishing
+        return ending
+
+    async def _pump_audio(self, session: TranscriptionSession) -> ProtocolError | _Signal:
+        """Socket to session until ``stop``; returns why it stopped, never raises for clients."""
+        try:
+            while True:
+                message = await self._receive(self.settings.idle_timeout, "audio")
+                if isinstance(message, str):
+                    parse_message(message)
+                    return _Signal.STOP
+                self.messages += 1
+                self.bytes += len(message)
+                if self.context.observer is not None and self.info is not None:
+                    self.context.observer.audio_received(self.info, message)
+                await session.send(message)
+                if session.audio_seconds > self.settings.max_session_seconds:
+                    raise ProtocolError(
+                        ErrorCode.SESSION_LIMIT,
+                        f"sessions hold at most {self.settings.max_session_seconds:g} s of audio",
+                    )
+        except ProtocolError as exc:
+            return exc
+        except StreamDiarizeError as exc:
+            return error_for(exc)
+        except _GoneError:
+            return _Signal.GONE
+
+    async def _pump_results(self, session: TranscriptionSession) -> ProtocolError | _Signal | None:
+        """Session to socket until the iteration ends (``None``) or fails."""
+        try:
+            async for segment in session:
+                await self._send(segment_message(segment))
+                self.segments += 1
+        except TranscriberError as exc:
+            return error_for(exc)
+        except _GoneError:
+            return _Signal.GONE
+        return None
+
+    # -- socket I/O --------------------------------------------------------------------------
+
+    async def _receive(self, timeout: float, what: str) -> bytes | str:
+        try:
+            message = await asyncio.wait_for(self.ws.receive(), timeout)
+        except asyncio.TimeoutError:
+            raise ProtocolError(
+                ErrorCode.TIMEOUT, f"no {what} for {timeout:g} s; closing the session"
+            ) from None
+        except WebSocketDisconnected as exc:
+            self.gone = True
+            raise _GoneError from exc
+        if message["type"] == "websocket.disconnect":
+            self.gone = True
+            raise _GoneError
+        data = message.get("bytes")
+        if data is None:
+            text: str = message.get("text") or ""
+            if len(text) > self.settings.max_message_bytes:
+                raise self._too_big(len(text))
+            return text
+        if len(data) > self.settings.max_message_bytes:
+            raise self._too_big(len(data))
+        return bytes(data)
+
+    def _too_big(self, size: int) -> ProtocolError:
+        return ProtocolError(
+            ErrorCode.MESSAGE_TOO_BIG,
+            f"a message of {size} bytes exceeds this server's limit of "
+            f"{self.settings.max_message_bytes}; send smaller chunks (e.g. MediaRecorder "
+            "start(100))",
+        )
+
+    async def _send(self, text: str) -> None:
+        if self.gone:
+            raise _GoneError
+        try:
+            await self.ws.send_text(text)
+        except (WebSocketDisconnect, WebSocketDisconnected, OSError) as exc:
+            self.gone = True
+            raise _GoneError from exc
+
+    async def _finish(
+        self, ending: ProtocolError | _Signal, session: TranscriptionSession | None
+    ) -> int:
+        """Send ``end`` or the error, then close; returns the close code."""
+        if ending is _Signal.GONE or self.gone:
+            return 1006
+        if isinstance(ending, ProtocolError):
+            message, code, reason = ending.message(), ending.close_code, ending.close_reason
+        else:
+            seconds = session.audio_seconds if session is not None else 0.0
+            message, code, reason = end_message(seconds), 1000, ""
+        with contextlib.suppress(_GoneError):
+            await self._send(message)
+        with contextlib.suppress(WebSocketDisconnect, WebSocketDisconnected, OSError):
+            await self.ws.close(code, reason)
+        return code
+
+    def _report(
+        self, ending: ProtocolError | _Signal, close_code: int, session: TranscriptionSession | None
+    ) -> None:
+        error = ending if isinstance(ending, ProtocolError) else None
+        outcome = SessionOutcome(
+            close_code=close_code,
+            error=error.code.value if error else None,
+            reason=error.text if error else "",
+            audio_seconds=session.audio_seconds if session is not None else 0.0,
+            messages=self.messages,
+            bytes=self.bytes,
+            segments=self.segments,
+            restarts=session.reassembler.restarts if session is not None else 0,
+            seconds=time.monotonic() - self.started,
+        )
+        level = logging.WARNING if error is not None and close_code != 1000 else logging.INFO
+        logger.log(
+            level,
+            "session %s ended: %s, %.1f s of audio, %d messages, %d segments",
+            self.id,
+            error.code.value if error else ("client left" if close_code == 1006 else "end"),
+            outcome.audio_seconds,
+            outcome.messages,
+            outcome.segments,
+        )
+        if self.context.observer is not None and self.info is not None:
+            self.context.observer.session_ended(self.info, outcome)
+
+
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` if needed and wait until it is done (its outcome is dropped)."""
+    if not task.done():
+        task.cancel()
+    await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()  # retrieved: no "exception was never retrieved" warning

@@ -1,0 +1,59 @@
+"""Offline testing of Azure conversation transcription: an emulated Speech service.
+
+:class:`FakeSpeechService` speaks the Azure Speech WebSocket protocol (USP) on 127.0.0.1, so
+the real ``azure-cognitiveservices-speech`` SDK runs against it with no network and no key::
+
+    from streamdiarize.testing import FakeSpeechService, ScriptedPhrase, ScriptedRecognizer
+
+    script = ScriptedRecognizer([ScriptedPhrase("Hello there.", 0.5, 1.4, speaker="Guest-1")])
+    with FakeSpeechService(script) as service:
+        config = service.speech_config()          # SpeechConfig(host="ws://127.0.0.1:PORT")
+        ...                                        # run a ConversationTranscriber
+    assert not service.audio_problems              # the audio pushed was real 16 kHz speech
+
+Faults (:class:`Fault`) make chosen connection attempts fail the way Azure does.
+"""
+
+from ._recognizers import (
+    Hypothesis,
+    Phrase,
+    Recognizer,
+    ScriptedPhrase,
+    ScriptedRecognizer,
+    TurnInfo,
+    TurnRecognizer,
+    WordTiming,
+    speech_problem,
+)
+from ._service import (
+    RECOGNITION_PATHS,
+    AudioProblem,
+    ConnectionRecord,
+    FakeSpeechService,
+    Fault,
+    TurnRecord,
+)
+from ._usp import UspMessage, UspProtocolError, WaveFormat, parse_message, serialize_message
+
+__all__ = [
+    "RECOGNITION_PATHS",
+    "AudioProblem",
+    "ConnectionRecord",
+    "FakeSpeechService",
+    "Fault",
+    "Hypothesis",
+    "Phrase",
+    "Recognizer",
+    "ScriptedPhrase",
+    "ScriptedRecognizer",
+    "TurnInfo",
+    "TurnRecognizer",
+    "TurnRecord",
+    "UspMessage",
+    "UspProtocolError",
+    "WaveFormat",
+    "WordTiming",
+    "parse_message",
+    "serialize_message",
+    "speech_problem",
+]

@@ -1,0 +1,369 @@
+"""The demo page in real browsers with a fake microphone playing a three-speaker dialog.
+
+Chromium (Debian's, through Playwright) reads ``dialog.wav`` (48 kHz) as its fake capture
+device; Firefox ESR (through WebDriver BiDi, see browser/firefox.py) records a private
+PulseAudio null sink into which the test plays the dialog. The page talks to the real demo
+server, whose engine is the real Azure SDK against the emulator scripted from dialog.json.
+
+For every capture mode the test checks what a user sees (one line per phrase, speaker,
+language, timestamp) and what reached the server: the bytes, decoded by the library, must
+match the source dialog (normalized cross-correlation >= 0.9 after alignment, each part
+separately when a MediaRecorder restart split the stream).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from browser.audio import align, decode, read_wav, windowed_ncc, write_dialog_48k
+from browser.stack import Collector, wait_until
+from streamdiarize.server import (
+    BackgroundServer,
+    Engine,
+    ServerSettings,
+    SessionInfo,
+    SessionOutcome,
+    create_app,
+    open_engine,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "artifacts"
+CAPTURES = ROOT / "tests" / "data" / "captures"
+DIALOG = json.loads((CAPTURES / "dialog.json").read_text())["utterances"]
+DIALOG_PCM, _ = read_wav(CAPTURES / "dialog.wav")
+CHROMIUM = "/usr/bin/chromium"
+SPEAKERS = ["Guest-1", "Guest-2", "Guest-3", "Guest-1", "Guest-2"]  # spk1 spk2 spk3 spk1 spk2
+
+FINALS_JS = "document.querySelectorAll('#lines .line.final').length"
+LINES_JS = """[...document.querySelectorAll('#lines .line.final')].map((e) => ({
+    time: e.querySelector('time').textContent,
+    speaker: e.dataset.speaker,
+    language: e.querySelector('.lang')?.textContent ?? null,
+    text: e.querySelector('.text').textContent}))"""
+STATE_JS = "document.querySelector('#state').dataset.state"
+
+
+@dataclass
+class Stack:
+    engine: Engine
+    server: BackgroundServer
+    sessions: Collector
+
+
+@dataclass
+class PageRun:
+    """One Start…Stop on the page, as the page showed it and as the server saw it."""
+
+    lines: list[dict[str, Any]]
+    info: SessionInfo
+    outcome: SessionOutcome
+    messages: list[bytes]
+    problems: list[str]
+    seconds: float
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    sessions = Collector()
+    with (
+        open_engine("fake", script=DIALOG) as engine,
+        BackgroundServer(create_app(engine, observer=sessions)) as server,
+    ):
+        yield Stack(engine, server, sessions)
+
+
+@pytest.fixture(scope="module")
+def dialog_48k(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_dialog_48k(CAPTURES / "dialog.wav", tmp_path_factory.mktemp("mic") / "d48.wav")
+
+
+def finish_run(stack: Stack, first_session: int, lines: Any, began: float) -> PageRun:
+    """Collect the server's side of the run that started session number ``first_session``."""
+    wait_until(lambda: len(stack.sessions.started) > first_session, what="a session started")
+    info = stack.sessions.started[first_session]
+    wait_until(lambda: info.id in stack.sessions.ended, what="the session ended")
+    emulator = stack.engine.emulator
+    problems = [p.message for p in emulator.audio_problems] if emulator is not None else []
+    return PageRun(
+        lines=list(lines),
+        info=info,
+        outcome=stack.sessions.ended[info.id],
+        messages=stack.sessions.audio[info.id],
+        problems=problems,
+        seconds=time.monotonic() - began,
+    )
+
+
+def clock(text: str) -> float:
+    minutes, seconds = text.split(":")
+    return 60 * int(minutes) + float(seconds)
+
+
+def check_run(
+    run: PageRun, *, mime: str, finals: int, restarts: int, steady_clock: bool = True
+) -> None:
+    """What the page shows and what the server received both match the dialog."""
+    # The page: one line per phrase, in order, with speaker, language and time.
+    texts = [line["text"] for line in run.lines]
+    assert texts[:finals] == [u["text"] for u in DIALOG[:finals]], texts
+    assert len(texts) <= finals + 1  # a stop inside the next phrase may finalise its start
+    assert [line["speaker"] for line in run.lines[:finals]] == SPEAKERS[:finals]
+    assert {line["language"] for line in run.lines} == {"en-US"}
+    for line, utterance in zip(run.lines, DIALOG, strict=False):
+        assert clock(line["time"]) == pytest.approx(utterance["start_s"], abs=0.06)
+    # The server: a clean session, the restart seen, speech (not noise) for the emulator.
+    assert run.info.mime.replace(" ", "") == mime  # Firefox 140 says "audio/ogg; codecs=opus"
+    assert (run.outcome.close_code, run.outcome.error) == (1000, None)
+    assert run.outcome.restarts == restarts
+    assert not run.problems, run.problems
+    # The bytes: decoded by the library, each stream correlates with the dialog.
+    decoded = decode(run.messages, run.info.mime)
+    assert decoded.restarts == restarts
+    parts = [align(part, DIALOG_PCM, max_lag=20.0) for part in decoded.parts()]
+    windows = [
+        windowed_ncc(pcm, DIALOG_PCM, part.lag)
+        for pcm, part in zip(decoded.parts(), parts, strict=True)
+    ]
+    for part, scores in zip(parts, windows, strict=True):
+        assert part.overlap > 2.0, parts
+        assert len(scores) >= 8, "voiced 250 ms windows inside the part"
+        # Every voiced 250 ms, realigned by at most 60 ms, matches the dialog.
+        assert np.percentile(scores, 10) >= 0.9, (part, np.round(scores, 3))
+        assert np.median(scores) >= 0.95, (part, np.round(scores, 3))
+        if steady_clock:  # Chromium's capture has no timing steps: one lag fits it all
+            assert part.ncc >= 0.9, parts
+    assert -0.25 < parts[0].lag < 0.6, "the recording starts near the start of the dialog"
+    losses = [
+        (before.lag - after.lag) - len(pcm) / 16_000
+        for before, after, pcm in zip(parts, parts[1:], decoded.parts(), strict=False)
+    ]
+    for lost in losses:
+        assert -0.01 < lost < 0.3, f"a restart loses little audio, lost {lost:.3f} s"
+    print(  # shown with -rP: the numbers behind the assertions
+        f"{mime}: {len(run.messages)} messages, {sum(map(len, run.messages))} bytes, "
+        + ", ".join(
+            f"part {i}: lag {p.lag:+.3f} s, NCC {p.ncc:.3f}, 250 ms windows median "
+            f"{np.median(w):.3f} p10 {np.percentile(w, 10):.3f} min {w.min():.3f}"
+            for i, (p, w) in enumerate(zip(parts, windows, strict=True))
+        )
+        + "".join(f", restart lost {lost * 1000:.0f} ms" for lost in losses)
+        + f", {run.seconds:.1f} s"
+    )
+
+
+def save_artifact(source: Path, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return Path(shutil.copy(source, ARTIFACTS / name))
+
+
+# -- Chromium ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chromium(dialog_48k: Path) -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(  # a fresh temporary profile, removed on close
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={dialog_48k}%noloop",
+                "--use-fake-ui-for-media-stream",
+                "--autoplay-policy=no-user-gesture-required",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+            env={**os.environ, "PULSE_SERVER": "/nonexistent"},  # no PulseAudio for Chromium
+            timeout=30_000,
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def run_chromium(
+    browser: Any,
+    stack: Stack,
+    mode: str,
+    *,
+    finals: int,
+    restart_after: int | None = None,
+    screenshots: Path | None = None,
+) -> PageRun:
+    began = time.monotonic()
+    first_session = len(stack.sessions.started)
+    context = browser.new_context(viewport={"width": 1100, "height": 720})
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        # Locators, not wait_for_function: the page's CSP (no 'unsafe-eval') stays in force.
+        final = page.locator("#lines .line.final")
+        page.goto(stack.server.url + "/")
+        page.locator(".engine[data-engine]").wait_for()  # /api/info answered
+        page.select_option("#mode", mode)
+        page.click("#start")
+        page.locator("#state[data-state='recording']").wait_for(timeout=15_000)
+        if restart_after is not None:
+            final.nth(restart_after - 1).wait_for(timeout=30_000)
+            page.wait_for_timeout(1000)  # inside the next phrase
+            page.click("#restart")
+        if screenshots is not None:  # mid-stream: level meter, interim hypothesis
+            page.locator("#interim:not([hidden])").wait_for(timeout=10_000)
+            page.screenshot(path=str(screenshots / "live.png"))
+        final.nth(finals - 1).wait_for(timeout=40_000)
+        page.click("#stop")
+        page.locator("#state[data-state='ended']").wait_for(timeout=20_000)
+        lines = page.evaluate(LINES_JS)
+        assert page.locator("#error").is_hidden(), page.inner_text("#error")
+        assert page.locator("#interim").is_hidden(), "the hypothesis is gone after the end"
+        if screenshots is not None:
+            page.screenshot(path=str(screenshots / "ended.png"))
+    finally:
+        context.close()
+    assert not errors, errors
+    return finish_run(stack, first_session, lines, began)
+
+
+def test_chromium_mediarecorder_webm_opus_with_restart(
+    chromium: Any, stack: Stack, tmp_path: Path
+) -> None:
+    run = run_chromium(chromium, stack, "recorder", finals=5, restart_after=2, screenshots=tmp_path)
+    check_run(run, mime="audio/webm;codecs=opus", finals=5, restarts=1)
+    save_artifact(tmp_path / "ended.png", "demo-chromium.png")
+    save_artifact(tmp_path / "live.png", "demo-chromium-live.png")
+
+
+@pytest.mark.parametrize(
+    ("mode", "mime"),
+    [
+        ("recorder-pcm", "audio/webm;codecs=pcm"),
+        ("worklet-f32", "audio/pcm;rate=44100;encoding=float32;channels=1"),
+        ("worklet-s16", "audio/pcm;rate=44100;encoding=int16;channels=1"),
+    ],
+)
+def test_chromium_capture_modes(chromium: Any, stack: Stack, mode: str, mime: str) -> None:
+    run = run_chromium(chromium, stack, mode, finals=2)  # two speakers, 7.4 s
+    check_run(run, mime=mime, finals=2, restarts=0)
+
+
+TOKEN = "browser-token-0123456789"
+
+
+@pytest.fixture
+def token_server(stack: Stack) -> Iterator[BackgroundServer]:
+    app = create_app(stack.engine, ServerSettings(token=TOKEN), observer=stack.sessions)
+    with BackgroundServer(app, settings=ServerSettings(token=TOKEN)) as server:
+        yield server
+
+
+def test_chromium_shows_errors_and_sends_the_token(chromium: Any, token_server: Any) -> None:
+    context = chromium.new_context()
+    try:
+        page = context.new_page()
+        page.goto(token_server.url + "/")  # no #token=: the server refuses the session
+        page.click("#start")
+        page.locator("#state[data-state='error']").wait_for(timeout=15_000)
+        assert page.inner_text("#error").startswith("unauthorized: this server needs a token")
+        assert not page.locator("#start").is_disabled(), "the person can try again"
+        page.goto(f"{token_server.url}/#token={TOKEN}")  # the URL `serve --token` prints
+        page.reload()
+        page.select_option("#mode", "worklet-f32")
+        page.click("#start")
+        page.locator("#state[data-state='recording']").wait_for(timeout=15_000)
+        page.click("#stop")
+        page.locator("#state[data-state='ended']").wait_for(timeout=15_000)
+        assert page.locator("#error").is_hidden()
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def local_stack() -> Iterator[Stack]:
+    from streamdiarize import BackendUnavailableError
+
+    sessions = Collector()
+    try:
+        with (
+            open_engine("local") as engine,
+            BackgroundServer(create_app(engine, observer=sessions)) as server,
+        ):
+            yield Stack(engine, server, sessions)
+    except BackendUnavailableError as exc:
+        pytest.skip(f"the local engine is not available: {exc}")
+
+
+def test_chromium_local_engine_transcribes_the_dialog(chromium: Any, local_stack: Stack) -> None:
+    jiwer = pytest.importorskip("jiwer")
+    run = run_chromium(chromium, local_stack, "recorder", finals=5)
+    texts = [line["text"] for line in run.lines]
+    error = jiwer.wer(" ".join(u["text"] for u in DIALOG).lower(), " ".join(texts).lower())
+    print(f"local engine: {texts}, WER {error:.2f}, {run.seconds:.1f} s")
+    assert error <= 0.5, texts  # tiny.en on espeak voices: ~0.3; garbage would be ~1
+    assert (run.outcome.close_code, run.outcome.error) == (1000, None)
+    # One line per turn, and the voices of turns 0/3 and 1/4 are recognised as the same.
+    assert len(run.lines) == len(DIALOG), texts
+    speakers = [line["speaker"] for line in run.lines]
+    assert speakers[0] == speakers[3] != speakers[1] == speakers[4], speakers
+    for line, utterance in zip(run.lines, DIALOG, strict=True):
+        assert clock(line["time"]) == pytest.approx(utterance["start_s"], abs=0.3)
+
+
+# -- Firefox ESR ------------------------------------------------------------------------------
+
+
+def test_firefox_mediarecorder_ogg_opus_with_restart(
+    stack: Stack, dialog_48k: Path, tmp_path: Path
+) -> None:
+    from browser.firefox import FIREFOX, Firefox, PulseAudio
+
+    missing = [t for t in (FIREFOX, "pulseaudio", "paplay", "pactl") if not shutil.which(t)]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)}")
+    began = time.monotonic()
+    first_session = len(stack.sessions.started)
+    with PulseAudio(tmp_path / "pulse") as pulse, Firefox(tmp_path / "profile", pulse.env) as ff:
+        ff.set_viewport(1100, 720)
+        ff.goto(stack.server.url + "/")
+        ff.wait_for("document.querySelector('.engine').dataset.engine")
+        assert ff.evaluate("document.querySelector('#mode').value") == "recorder"
+        ff.click("#start")
+        ff.wait_for(f"{STATE_JS} === 'recording'", timeout=15)  # the recorder's start event
+        player = pulse.play(dialog_48k)
+        ff.wait_for(f"{FINALS_JS} >= 2", timeout=30)
+        time.sleep(1.0)  # inside the next phrase
+        ff.click("#restart")
+        player.wait(timeout=30)
+        ff.wait_for(f"{FINALS_JS} >= 4", timeout=10)
+        time.sleep(0.6)  # the tail silence, so the last phrase ends inside the recording
+        ff.click("#stop")
+        ff.wait_for(f"{STATE_JS} === 'ended'", timeout=20)
+        lines = ff.evaluate(LINES_JS)
+        assert ff.evaluate("document.querySelector('#error').hidden")
+        ff.screenshot(tmp_path / "page.png")
+    run = finish_run(stack, first_session, lines, began)
+    check_run(run, mime="audio/ogg;codecs=opus", finals=5, restarts=1, steady_clock=False)
+    save_artifact(tmp_path / "page.png", "demo-firefox.png")
