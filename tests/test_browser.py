@@ -7,8 +7,10 @@ server, whose engine is the real Azure SDK against the emulator scripted from di
 
 For every capture mode the test checks what a user sees (one line per phrase, speaker,
 language, timestamp) and what reached the server: the bytes, decoded by the library, must
-match the source dialog (normalized cross-correlation >= 0.9 after alignment, each part
-separately when a MediaRecorder restart split the stream).
+match the source dialog. Normalized cross-correlation after alignment, each part separately
+when a MediaRecorder restart split the stream: >= 0.9 over the whole part (Chromium), and for
+every browser >= 0.9 in 90 % of the voiced 250 ms windows, each realigned within 60 ms
+(Firefox's input path shifts its timing by ~12 ms once or twice, see the captures' README).
 """
 
 from __future__ import annotations
@@ -90,13 +92,20 @@ def dialog_48k(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_dialog_48k(CAPTURES / "dialog.wav", tmp_path_factory.mktemp("mic") / "d48.wav")
 
 
-def finish_run(stack: Stack, first_session: int, lines: Any, began: float) -> PageRun:
-    """Collect the server's side of the run that started session number ``first_session``."""
+def audio_problems(stack: Stack) -> list[str]:
+    """What the emulator found wrong with the audio it received (not speech, silence)."""
+    emulator = stack.engine.emulator
+    return [p.message for p in emulator.audio_problems] if emulator is not None else []
+
+
+def finish_run(stack: Stack, before: tuple[int, int, float], lines: Any) -> PageRun:
+    """Collect the server's side of a run; ``before``: sessions and audio problems before it,
+    and when it began."""
+    first_session, known_problems, began = before
     wait_until(lambda: len(stack.sessions.started) > first_session, what="a session started")
     info = stack.sessions.started[first_session]
     wait_until(lambda: info.id in stack.sessions.ended, what="the session ended")
-    emulator = stack.engine.emulator
-    problems = [p.message for p in emulator.audio_problems] if emulator is not None else []
+    problems = audio_problems(stack)[known_problems:]
     return PageRun(
         lines=list(lines),
         info=info,
@@ -212,8 +221,7 @@ def run_chromium(
     restart_after: int | None = None,
     screenshots: Path | None = None,
 ) -> PageRun:
-    began = time.monotonic()
-    first_session = len(stack.sessions.started)
+    before = (len(stack.sessions.started), len(audio_problems(stack)), time.monotonic())
     context = browser.new_context(viewport={"width": 1100, "height": 720})
     errors: list[str] = []
     try:
@@ -245,7 +253,7 @@ def run_chromium(
     finally:
         context.close()
     assert not errors, errors
-    return finish_run(stack, first_session, lines, began)
+    return finish_run(stack, before, lines)
 
 
 def test_chromium_mediarecorder_webm_opus_with_restart(
@@ -322,7 +330,7 @@ def test_chromium_local_engine_transcribes_the_dialog(chromium: Any, local_stack
     texts = [line["text"] for line in run.lines]
     error = jiwer.wer(" ".join(u["text"] for u in DIALOG).lower(), " ".join(texts).lower())
     print(f"local engine: {texts}, WER {error:.2f}, {run.seconds:.1f} s")
-    assert error <= 0.5, texts  # tiny.en on espeak voices: ~0.3; garbage would be ~1
+    assert error <= 0.6, texts  # tiny.en on Opus-coded espeak: 0.3-0.5; garbage: ~1
     assert (run.outcome.close_code, run.outcome.error) == (1000, None)
     # One line per turn, and the voices of turns 0/3 and 1/4 are recognised as the same.
     assert len(run.lines) == len(DIALOG), texts
@@ -335,35 +343,59 @@ def test_chromium_local_engine_transcribes_the_dialog(chromium: Any, local_stack
 # -- Firefox ESR ------------------------------------------------------------------------------
 
 
-def test_firefox_mediarecorder_ogg_opus_with_restart(
-    stack: Stack, dialog_48k: Path, tmp_path: Path
-) -> None:
+def run_firefox(
+    stack: Stack, microphone: Path, workdir: Path, mode: str, *, finals: int, restart: bool
+) -> tuple[PageRun, str]:
+    """One run in Firefox: play the dialog into the virtual microphone once the page records.
+
+    Returns the run and the MIME type the page showed.
+    """
     from browser.firefox import FIREFOX, Firefox, PulseAudio
 
     missing = [t for t in (FIREFOX, "pulseaudio", "paplay", "pactl") if not shutil.which(t)]
     if missing:
         pytest.skip(f"not installed: {', '.join(missing)}")
-    began = time.monotonic()
-    first_session = len(stack.sessions.started)
-    with PulseAudio(tmp_path / "pulse") as pulse, Firefox(tmp_path / "profile", pulse.env) as ff:
+    before = (len(stack.sessions.started), len(audio_problems(stack)), time.monotonic())
+    with PulseAudio(workdir / "pulse") as pulse, Firefox(workdir / "profile", pulse.env) as ff:
         ff.set_viewport(1100, 720)
         ff.goto(stack.server.url + "/")
         ff.wait_for("document.querySelector('.engine').dataset.engine")
-        assert ff.evaluate("document.querySelector('#mode').value") == "recorder"
+        ff.evaluate(f"document.querySelector('#mode').value = {json.dumps(mode)}")
         ff.click("#start")
-        ff.wait_for(f"{STATE_JS} === 'recording'", timeout=15)  # the recorder's start event
-        player = pulse.play(dialog_48k)
-        ff.wait_for(f"{FINALS_JS} >= 2", timeout=30)
-        time.sleep(1.0)  # inside the next phrase
-        ff.click("#restart")
-        player.wait(timeout=30)
-        ff.wait_for(f"{FINALS_JS} >= 4", timeout=10)
-        time.sleep(0.6)  # the tail silence, so the last phrase ends inside the recording
+        ff.wait_for(f"{STATE_JS} === 'recording'", timeout=15)  # e.g. the recorder's start event
+        player = pulse.play(microphone)
+        if restart:
+            ff.wait_for(f"{FINALS_JS} >= 2", timeout=30)
+            time.sleep(1.0)  # inside the next phrase
+            ff.click("#restart")
+        if finals == len(DIALOG):
+            player.wait(timeout=30)
+            ff.wait_for(f"{FINALS_JS} >= {finals - 1}", timeout=10)
+            time.sleep(0.6)  # the tail silence, so the last phrase ends inside the recording
+        else:
+            ff.wait_for(f"{FINALS_JS} >= {finals}", timeout=30)
         ff.click("#stop")
         ff.wait_for(f"{STATE_JS} === 'ended'", timeout=20)
         lines = ff.evaluate(LINES_JS)
+        shown_mime = ff.evaluate("document.querySelector('#format').textContent")
         assert ff.evaluate("document.querySelector('#error').hidden")
-        ff.screenshot(tmp_path / "page.png")
-    run = finish_run(stack, first_session, lines, began)
+        ff.screenshot(workdir / "page.png")
+    return finish_run(stack, before, lines), shown_mime
+
+
+def test_firefox_mediarecorder_ogg_opus_with_restart(
+    stack: Stack, dialog_48k: Path, tmp_path: Path
+) -> None:
+    run, shown = run_firefox(stack, dialog_48k, tmp_path, "recorder", finals=5, restart=True)
+    assert shown == run.info.mime
     check_run(run, mime="audio/ogg;codecs=opus", finals=5, restarts=1, steady_clock=False)
     save_artifact(tmp_path / "page.png", "demo-firefox.png")
+
+
+def test_firefox_audioworklet_float32(stack: Stack, dialog_48k: Path, tmp_path: Path) -> None:
+    run, shown = run_firefox(stack, dialog_48k, tmp_path, "worklet-f32", finals=2, restart=False)
+    assert shown == run.info.mime
+    rate = int(shown.split("rate=")[1].split(";")[0])  # Firefox's AudioContext rate
+    assert rate in (44_100, 48_000)
+    mime = f"audio/pcm;rate={rate};encoding=float32;channels=1"
+    check_run(run, mime=mime, finals=2, restarts=0, steady_clock=False)

@@ -233,6 +233,8 @@ async def test_a_100_mb_frame_is_refused_with_1009_and_the_server_stays_up(serve
         with pytest.raises(ConnectionClosed):
             await ws.recv()
     assert ws.close_code == 1009, (ws.close_code, ws.close_reason)
+    assert "100000000" in ws.close_reason  # the reason names the frame and the limit
+    assert str(ServerSettings().max_message_bytes) in ws.close_reason
     wait_until(lambda: server.config.app.state.context.slots.active == 0)  # type: ignore[attr-defined]
     again = await converse(server.ws_url, [start(), STOP])
     assert again.types == ["ready", "end"]
@@ -635,3 +637,18 @@ def test_energy_recognizer_finds_the_dialog_turns_and_voices() -> None:
     # Three espeak voices: f4 (~180 Hz), m1 (~92 Hz) and m7 (~104 Hz).
     assert [p.speaker for p in phrases] == ["Guest-1", "Guest-2", "Guest-3", "Guest-1", "Guest-2"]
     assert any(not isinstance(r, Phrase) for r in results), "interim hypotheses too"
+
+
+async def test_a_rejected_key_is_a_backend_error_without_the_key() -> None:
+    from streamdiarize.testing import FakeSpeechService
+    from streamdiarize.transcribers.azure import AzureTranscriber
+
+    secret = "wrong-key-5d41402abc4b2a76"
+    with FakeSpeechService(key="the-right-key") as service:
+        engine = Engine("azure", "test", AzureTranscriber(["en-US"], host=service.host, key=secret))
+        with BackgroundServer(create_app(engine)) as server:
+            talk = await converse(server.ws_url, [start(), *capture_messages("A")[:20], STOP])
+    assert talk.error_code == "backend"
+    assert talk.close_code == 1011
+    assert secret not in json.dumps(talk.received)
+    assert secret not in talk.close_reason

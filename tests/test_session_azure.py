@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import wave
 from collections.abc import Iterator
 
 import numpy as np
@@ -19,6 +20,7 @@ from _feeding import CAPTURES, capture_dir, capture_messages
 from streamdiarize.testing import FakeSpeechService, ScriptedPhrase, ScriptedRecognizer
 from streamdiarize.transcribers.azure import AzureTranscriber
 
+FAST = {"SPEECH-TransmitLengthBeforeThrottleMs": "100000000"}  # lift the SDK's 2× pacing
 SPEAKERS = {"spk1": "Guest-1", "spk2": "Guest-2", "spk3": "Guest-3"}
 UTTERANCES = json.loads((CAPTURES / "dialog.json").read_text())["utterances"]
 
@@ -207,3 +209,50 @@ async def test_session_without_async_with(service: FakeSpeechService) -> None:
     await session.close()
     await session.close()  # idempotent
     assert [s async for s in session] == []
+
+
+async def test_slow_consumer_makes_send_wait_instead_of_buffering() -> None:
+    """Backpressure: with segments piling up unread, send() waits; reading one resumes it."""
+    with wave.open(str(CAPTURES / "dialog.wav")) as w:
+        dialog = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+    length = len(dialog) / 16000
+    stream = np.tile(dialog, 3)  # 50 s, 15 phrases
+    phrases = [
+        ScriptedPhrase(u["text"], u["start_s"] + k * length, u["end_s"] + k * length)
+        for k in range(3)
+        for u in UTTERANCES
+    ]
+    messages = [stream[i : i + 1600].tobytes() for i in range(0, len(stream), 1600)]
+    with FakeSpeechService(ScriptedRecognizer(phrases)) as svc:
+        transcriber = AzureTranscriber(["en-US"], host=svc.host, key="k", properties=FAST)
+        session = sd.TranscriptionSession(
+            transcriber, mime="audio/pcm;rate=16000;encoding=int16", max_pending_segments=2
+        )
+        await session.start()
+        sent = 0
+        blocked = None
+        while sent < len(messages):  # nobody reads: sending must stall at 2 unread segments
+            attempt = asyncio.create_task(session.send(messages[sent]))
+            done, _ = await asyncio.wait({attempt}, timeout=1.0)
+            if not done:
+                blocked = attempt
+                break
+            sent += 1
+        assert blocked is not None, "send() accepted all audio although nothing was read"
+        assert session.pending_segments >= 2  # (results already in flight still arrive)
+        assert sent < len(messages) - 16 * 5  # stalled well before the end
+        segments = []
+        while not blocked.done():  # reading lets send() continue
+            segments.append(await asyncio.wait_for(session.__anext__(), 5.0))
+            await asyncio.sleep(0)
+        assert session.pending_segments < 2
+
+        async def send_rest() -> None:
+            for message in messages[sent + 1 :]:
+                await session.send(message)
+            await session.close()
+
+        sender = asyncio.create_task(send_rest())
+        segments += [s async for s in session]
+        await sender
+    assert [s.text for s in segments] == [p.text for p in phrases]

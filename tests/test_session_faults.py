@@ -44,9 +44,12 @@ async def _run(
         transcriber = AzureTranscriber(
             ["en-US"], host=svc.host, key="k", properties=FAST, **options
         )
-        async with sd.TranscriptionSession(
-            transcriber, mime="audio/pcm;rate=16000;encoding=int16"
-        ) as session:
+        session = sd.TranscriptionSession(transcriber, mime="audio/pcm;rate=16000;encoding=int16")
+        try:
+            await session.start()
+        except sd.TranscriberError as exc:  # refused at connection time (credentials, quota)
+            return segments, exc, svc
+        async with session:
 
             async def consume() -> None:
                 nonlocal error
@@ -159,3 +162,18 @@ async def test_malformed_service_messages_are_survived(kind: str) -> None:
     segments, error, _ = await _run([Fault.malformed_message(kind, after=6.0)], pace=0.005)  # type: ignore[arg-type]
     assert error is None
     _assert_prefix_of_the_dialog(segments, complete=True)
+
+
+async def test_rejected_credentials_fail_at_start_before_any_audio() -> None:
+    """A server can answer its client before accepting audio: start() raises the typed error."""
+    with FakeSpeechService(faults=[Fault.reject_auth(401)]) as svc:
+        secret = "not-the-right-key-0123456789abcdef"
+        session = sd.TranscriptionSession(
+            AzureTranscriber(["en-US"], host=svc.host, key=secret), mime="audio/webm"
+        )
+        with pytest.raises(sd.AuthenticationError) as info:
+            await session.start()
+        assert secret not in str(info.value)
+        await session.close()  # does not raise; iteration reports the error again
+        with pytest.raises(sd.AuthenticationError):
+            await session.__anext__()

@@ -10,6 +10,8 @@ Public API::
     pcm = reassembler.flush()         # end of stream
 """
 
+import logging
+
 from ._exceptions import (
     AuthenticationError,
     BackendUnavailableError,
@@ -35,6 +37,9 @@ from .transcribers.azure import AzureCredentials, AzureTranscriber
 from .transcribers.local import LocalTranscriber
 
 __version__ = "0.1.0"
+
+# A library logs, the application decides where it goes (no "No handlers" fallback to stderr).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "AudioFormat",

@@ -1,6 +1,7 @@
 """The ``streamdiarize`` command: one function per subcommand, one shared :func:`main`.
 
-``streamdiarize serve`` runs the demo page and WebSocket endpoint (extra ``server``).
+``streamdiarize serve`` runs the demo page and WebSocket endpoint (extra ``server``);
+``streamdiarize transcribe`` streams a recording through the same path and writes a transcript.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"streamdiarize {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_serve(commands)
+    _add_transcribe(commands)
     return parser
 
 
@@ -132,9 +134,24 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="HOST",
         help="accepted Host header names (default: loopback names when bound to loopback)",
     )
-    serve.add_argument("--max-sessions", type=int, default=defaults.max_sessions)
-    serve.add_argument("--max-session-seconds", type=float, default=defaults.max_session_seconds)
-    serve.add_argument("--max-message-bytes", type=int, default=defaults.max_message_bytes)
+    serve.add_argument(
+        "--max-sessions",
+        type=int,
+        default=defaults.max_sessions,
+        help="concurrent sessions (default %(default)s)",
+    )
+    serve.add_argument(
+        "--max-session-seconds",
+        type=float,
+        default=defaults.max_session_seconds,
+        help="longest session, wall clock and audio (default %(default)s)",
+    )
+    serve.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=defaults.max_message_bytes,
+        help="largest WebSocket message (default %(default)s)",
+    )
     serve.add_argument(
         "--record",
         type=Path,
@@ -191,6 +208,31 @@ def serve_command(args: argparse.Namespace) -> int:
             )
         run(app, host=args.host, port=args.port, settings=settings, log_level=args.log_level)
     return 0
+
+
+# -- transcribe ----------------------------------------------------------------------------
+
+
+def _add_transcribe(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from ._transcribe_command import add_arguments
+
+    transcribe = commands.add_parser(
+        "transcribe",
+        help="transcribe a recording, streamed the way a browser sends audio",
+        description=(
+            "Stream a file (or stdin) through the same path as a live WebSocket client and "
+            "write the speaker-labelled transcript. Without FILE: the bundled sample."
+        ),
+    )
+    add_arguments(transcribe)
+    transcribe.set_defaults(command=transcribe_command)
+
+
+def transcribe_command(args: argparse.Namespace) -> int:
+    """``streamdiarize transcribe``: the run lives in :mod:`streamdiarize._transcribe_command`."""
+    from ._transcribe_command import run
+
+    return run(args)
 
 
 if __name__ == "__main__":

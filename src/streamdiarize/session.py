@@ -170,6 +170,11 @@ class TranscriptionSession:
         return self._reassembler.duration
 
     @property
+    def pending_segments(self) -> int:
+        """Segments produced and not yet consumed (``send()`` waits at ``max_pending_segments``)."""
+        return 0 if self._results is None else len(self._results)
+
+    @property
     def closed(self) -> bool:
         """True once :meth:`close` finished."""
         return self._closed

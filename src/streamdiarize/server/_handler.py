@@ -54,6 +54,9 @@ class _Signal(enum.Enum):
     GONE = "gone"  # the client disconnected
 
 
+_SERVER_SIDE = {ErrorCode.BACKEND, ErrorCode.QUOTA, ErrorCode.INTERNAL}
+
+
 class _GoneError(Exception):
     """The client disconnected; nothing more can be sent."""
 
@@ -156,7 +159,10 @@ class _Connection:
             )
         finally:
             if session is not None:
-                await session.abort()  # idempotent; after close() it only confirms
+                try:
+                    await session.abort()  # idempotent; after close() it only confirms
+                except Exception:
+                    logger.exception("session %s: the backend failed to stop", self.id)
         close_code = await self._finish(ending, session)
         self._report(ending, close_code, session)
 
@@ -354,7 +360,8 @@ class _Connection:
             restarts=session.reassembler.restarts if session is not None else 0,
             seconds=time.monotonic() - self.started,
         )
-        level = logging.WARNING if error is not None and close_code != 1000 else logging.INFO
+        server_side = error is not None and error.code in _SERVER_SIDE
+        level = logging.WARNING if server_side else logging.INFO  # clients' faults are routine
         logger.log(
             level,
             "session %s ended: %s, %.1f s of audio, %d messages, %d segments",

@@ -12,8 +12,11 @@ the real ``azure-cognitiveservices-speech`` SDK runs against it with no network 
     assert not service.audio_problems              # the audio pushed was real 16 kHz speech
 
 Faults (:class:`Fault`) make chosen connection attempts fail the way Azure does.
+:class:`LocalRecognizer` answers with real transcripts from the embedded offline engine
+(extra ``local``) instead of a script.
 """
 
+from ._local import LocalRecognizer
 from ._recognizers import (
     Hypothesis,
     Phrase,
@@ -42,6 +45,7 @@ __all__ = [
     "FakeSpeechService",
     "Fault",
     "Hypothesis",
+    "LocalRecognizer",
     "Phrase",
     "Recognizer",
     "ScriptedPhrase",

@@ -10,14 +10,15 @@ __all__ = ["SAMPLE_RATE", "SegmentSink", "Transcriber", "TranscriberStream", "de
 
 
 def default_transcriber() -> Transcriber:
-    """Azure when ``SPEECH_KEY`` and ``SPEECH_REGION`` (or ``SPEECH_ENDPOINT``) are set, else local.
+    """Azure when ``SPEECH_KEY`` and a location (``SPEECH_REGION``/``_ENDPOINT``/``_HOST``) are set.
+
+    Otherwise the embedded local engine.
 
     Raises:
         BackendUnavailableError: no Azure credentials and the ``local`` extra is not installed.
     """
-    if os.environ.get("SPEECH_KEY") and (
-        os.environ.get("SPEECH_REGION") or os.environ.get("SPEECH_ENDPOINT")
-    ):
+    located = any(os.environ.get(n) for n in ("SPEECH_REGION", "SPEECH_ENDPOINT", "SPEECH_HOST"))
+    if os.environ.get("SPEECH_KEY") and located:
         from .azure import AzureTranscriber
 
         return AzureTranscriber()

@@ -247,8 +247,14 @@ class Run {
     this.mode = mode;
     this.interim = interim;
     this.sent = { messages: 0, bytes: 0 };
-    this.finished = false; // end or error received
-    this.closed = false; // the socket closed, or the run failed
+    this.finished = false; // end or error received, or the person cancelled
+    this.over = false; // the socket closed, the run failed, or Stop came before streaming
+  }
+
+  // After each wait in start(): did the run end meanwhile (Stop, a refusal, an error)?
+  cancelled() {
+    if (this.over) this.abort();
+    return this.over;
   }
 
   async start() {
@@ -260,6 +266,7 @@ class Run {
     } catch (err) {
       throw new Error(`no microphone: ${err.name}: ${err.message}`);
     }
+    if (this.cancelled()) return;
     this.audio = new AudioContext();
     await this.audio.resume();
     this.source = this.audio.createMediaStreamSource(this.stream);
@@ -267,6 +274,7 @@ class Run {
 
     setState("connecting");
     this.socket = await this.connect();
+    if (this.cancelled()) return;
     const sink = {
       begin: (mime) => this.begin(mime),
       audio: (data, size) => this.send(data, size),
@@ -276,10 +284,12 @@ class Run {
       ? new WorkletCapture(this.audio, this.source, this.mode === "worklet-s16" ? "int16" : "float32", sink)
       : new RecorderCapture(this.stream, this.mode === "recorder-pcm" ? "audio/webm;codecs=pcm" : "", sink);
     await this.capture.start();
-    if (this.closed) {
-      await this.capture.stop(); // the server refused or left while the capture was starting
+    if (this.over) {
+      await this.capture.stop(); // refused, or stopped, while the capture was starting
+      this.abort();
       return;
     }
+    this.streaming = true;
     setState("recording", this.session ? `session ${this.session}` : "waiting for the server");
   }
 
@@ -339,7 +349,7 @@ class Run {
   }
 
   onClose(event) {
-    this.closed = true;
+    this.over = true;
     this.release();
     ui.interimLine.hidden = true;
     if (!this.finished) {
@@ -351,7 +361,7 @@ class Run {
   }
 
   fail(text) {
-    this.closed = true;
+    this.over = true;
     showError(text);
     setState("error");
     this.abort();
@@ -365,14 +375,23 @@ class Run {
     ui.restart.disabled = false;
   }
 
+  // Stop: the last audio, then {"type":"stop"}; the server answers with the last segments
+  // and "end". Before streaming began there is nothing to finish: cancel instead.
   async stop() {
+    if (!this.streaming) {
+      this.over = true;
+      this.abort();
+      setState("idle");
+      return;
+    }
     setState("finishing");
-    await this.capture?.stop();
-    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify({ type: "stop" }));
+    await this.capture.stop();
+    if (this.socket.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify({ type: "stop" }));
     this.release();
   }
 
   abort() {
+    this.finished = true; // a close that follows is expected, not an error to show
     this.release();
     if (this.socket && this.socket.readyState <= WebSocket.OPEN) this.socket.close(1000);
     if (run === this) run = null;

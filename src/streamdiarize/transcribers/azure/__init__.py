@@ -40,6 +40,8 @@ class AzureTranscriber(Transcriber):
         max_buffered_seconds: audio that may wait for the SDK to read it before
             ``send()`` waits (backpressure from a slow or stalled service).
         finish_timeout: seconds to wait for the service's last results on close.
+        connect_timeout: seconds ``open()`` waits for the WebSocket to the service, so that
+            rejected credentials raise right there rather than on the first result.
         stall_timeout: a service that answers nothing for this long while as much sent audio
             waits counts as a lost connection (the SDK reports no stall itself); ``None``
             turns the watchdog off.
@@ -72,6 +74,7 @@ class AzureTranscriber(Transcriber):
         max_replay_seconds: float = 30.0,
         max_buffered_seconds: float = 10.0,
         finish_timeout: float = 20.0,
+        connect_timeout: float = 10.0,
         stall_timeout: float | None = 30.0,
         segmentation_silence_ms: int | None = None,
         properties: Mapping[str, str] | None = None,
@@ -105,6 +108,7 @@ class AzureTranscriber(Transcriber):
         self.max_replay_seconds = max_replay_seconds
         self.max_buffered_seconds = max_buffered_seconds
         self.finish_timeout = finish_timeout
+        self.connect_timeout = connect_timeout
         self.stall_timeout = stall_timeout
         self.segmentation_silence_ms = segmentation_silence_ms
         self.properties = dict(properties or {})
@@ -125,7 +129,11 @@ class AzureTranscriber(Transcriber):
 
     async def open(self, sink: SegmentSink, *, interim_results: bool = False) -> TranscriberStream:
         stream = AzureStream(self, sink, interim_results=interim_results)
-        await stream.start()
+        try:
+            await stream.start()
+        except BaseException:
+            await stream.aclose()
+            raise
         return stream
 
     # -- SDK object construction (runs in a worker thread) ---------------------------------
@@ -176,11 +184,12 @@ class AzureTranscriber(Transcriber):
             config.set_property_by_name(name, value)
         return config
 
-    def build_recognizer(self, source: AudioSource) -> tuple[Any, Any]:
+    def build_recognizer(self, source: AudioSource) -> tuple[Any, Any, Any]:
         """A ConversationTranscriber pulling audio from ``source``, phrase list applied.
 
-        Returns the recognizer and its audio stream: keep both alive together (the SDK's
-        native side keeps only raw pointers to the stream and its callback).
+        Returns the recognizer, its audio stream and its ``Connection`` (which reports the
+        WebSocket opening): keep them alive together (the SDK's native side keeps only raw
+        pointers to the stream and its callback).
         """
         import azure.cognitiveservices.speech as speechsdk
 
@@ -217,4 +226,4 @@ class AzureTranscriber(Transcriber):
             grammar = speechsdk.PhraseListGrammar.from_recognizer(recognizer)
             for phrase in self.phrases:
                 grammar.addPhrase(phrase)
-        return recognizer, stream
+        return recognizer, stream, speechsdk.Connection.from_recognizer(recognizer)

@@ -50,10 +50,10 @@ class _Connection:
     """The SDK objects of one connection attempt."""
 
     def __init__(
-        self, generation: int, sdk_objects: tuple[Any, Any], source: AudioSource, base: float
+        self, generation: int, sdk_objects: tuple[Any, Any, Any], source: AudioSource, base: float
     ) -> None:
         self.generation = generation
-        self.recognizer, self.audio_stream = sdk_objects
+        self.recognizer, self.audio_stream, self.sdk_connection = sdk_objects
         self.source = source
         #: Stream seconds at this recognizer's first sample.
         self.base = base
@@ -72,7 +72,9 @@ class _Connection:
         for signal in ("transcribed", "transcribing", "canceled", "session_stopped"):
             with contextlib.suppress(Exception):
                 getattr(self.recognizer, signal).disconnect_all()
-        self.recognizer = self.audio_stream = None
+        with contextlib.suppress(Exception):
+            self.sdk_connection.connected.disconnect_all()
+        self.recognizer = self.audio_stream = self.sdk_connection = None
 
 
 class AzureStream(TranscriberStream):
@@ -98,6 +100,8 @@ class AzureStream(TranscriberStream):
         self._delivered_until = 0.0  # end (s) of the last final segment delivered
         self._acknowledged = 0.0  # end (s) of the last final result, text or not
         self._stopped = asyncio.Event()
+        self._connected = asyncio.Event()
+        self._error: TranscriberError | None = None
         self._failed = False
         self._finishing = False
         self._closed = False
@@ -110,12 +114,26 @@ class AzureStream(TranscriberStream):
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the first connection.
+        """Open the first connection and wait (``connect_timeout``) until the service accepts it.
 
         Raises:
             BackendUnavailableError: the SDK cannot be loaded or rejects the configuration.
+            TranscriberError: the service refused the connection (credentials, quota).
         """
         await self._connect(base=0.0)
+        connected = asyncio.ensure_future(self._connected.wait())
+        failed = asyncio.ensure_future(self._stopped.wait())
+        try:
+            await asyncio.wait(
+                {connected, failed},
+                timeout=self._settings.connect_timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            connected.cancel()
+            failed.cancel()
+        if self._error is not None:
+            raise self._error.with_traceback(None)
         if self._settings.credentials.token_provider is not None:
             self._token_refresh = asyncio.create_task(self._refresh_tokens())
         if self._settings.stall_timeout:
@@ -141,6 +159,9 @@ class AzureStream(TranscriberStream):
             recognizer.transcribing.connect(functools.partial(self._on_result, generation, False))
         recognizer.canceled.connect(functools.partial(self._on_canceled, generation))
         recognizer.session_stopped.connect(functools.partial(self._on_stopped, generation))
+        connection.sdk_connection.connected.connect(
+            functools.partial(self._on_connected, generation)
+        )
         self._connection = connection
         self._last_event = self._loop.time()  # the stall clock starts with each connection
         self._stopped.clear()
@@ -287,6 +308,9 @@ class AzureStream(TranscriberStream):
     def _on_stopped(self, generation: int, event: Any) -> None:
         self._post(self._handle_stopped, generation)
 
+    def _on_connected(self, generation: int, event: Any) -> None:
+        self._post(self._handle_connected, generation)
+
     # -- loop thread -----------------------------------------------------------------------
 
     def _current(self, generation: int) -> bool:
@@ -312,6 +336,10 @@ class AzureStream(TranscriberStream):
         elif segment.end <= self._delivered_until:
             return
         self._sink.put_segment(segment)
+
+    def _handle_connected(self, generation: int) -> None:
+        if self._current(generation):
+            self._connected.set()
 
     def _handle_stopped(self, generation: int) -> None:
         if self._current(generation) and self._reconnecting is None:
@@ -342,6 +370,7 @@ class AzureStream(TranscriberStream):
 
     def _fail(self, error: TranscriberError) -> None:
         self._failed = True
+        self._error = error
         self._stopped.set()
         if self._connection is not None:
             self._connection.close_input()  # wakes writers waiting for room

@@ -1,0 +1,333 @@
+"""Transcribe a recording by streaming it the way a browser would: ``transcribe_file()``.
+
+The file's bytes go through the same path as a live WebSocket client's messages
+(:class:`~streamdiarize.TranscriptionSession`, hence :class:`~streamdiarize.ChunkReassembler`),
+in chunks that each carry about ``chunk_ms`` of audio::
+
+    async for segment in transcribe_file("meeting.webm", LocalTranscriber()):
+        print(segment.speaker, segment.text)
+
+**Chunk sizes.** A container's bytes per second are not known before it is decoded, so the
+first chunks are :data:`FIRST_CHUNK_BYTES` long; once audio comes out, every next chunk is
+``chunk_ms`` times the byte rate seen so far (bytes per second of decoded audio, counted from
+the first chunk that gave audio, so the header does not count).
+Uncompressed WAV at 16 kHz then goes in 3,200-byte chunks, 20 kbit/s Opus in ≈ 250-byte
+ones, like a MediaRecorder's ``timeslice``. The same rule works for pipes, whose length is
+unknown. ``realtime=True`` holds each chunk back until the wall clock reaches the end of the
+audio it is estimated to carry, so a backend sees the pace of a live microphone.
+
+:func:`open_transcriber` builds the backends the ``streamdiarize transcribe`` command offers:
+``azure``, ``local`` and ``fake`` (the real Azure SDK against
+:class:`~streamdiarize.testing.FakeSpeechService` answering with the local engine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.resources
+import os
+import stat
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from ._exceptions import ConfigurationError, InputError, UnsupportedFormatError
+from .segment import Segment
+from .session import TranscriptionSession
+from .transcribers import Transcriber
+
+__all__ = [
+    "ENGINES",
+    "FIRST_CHUNK_BYTES",
+    "ChunkPlanner",
+    "Progress",
+    "open_transcriber",
+    "sample_path",
+    "transcribe_file",
+]
+
+#: Bytes per chunk until the first audio is decoded (then the byte rate sets the size).
+FIRST_CHUNK_BYTES = 1024
+#: Largest chunk, whatever the byte rate (a 48 kHz float32 stereo second is 384 KB).
+MAX_CHUNK_BYTES = 1 << 20
+#: Bytes read from the source at a time (pipes: whatever is there, up to this).
+_READ_SIZE = 1 << 16
+
+#: Backends :func:`open_transcriber` builds.
+ENGINES = ("local", "azure", "fake")
+
+
+def sample_path() -> Path:
+    """The bundled sample: a 27 s Ogg/Opus dialog of two synthetic voices (``sample.json``
+    beside it holds the script: text, speaker and times of each utterance)."""
+    return Path(
+        str(importlib.resources.files("streamdiarize").joinpath("data").joinpath("sample.ogg"))
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How far :func:`transcribe_file` is.
+
+    Attributes:
+        bytes_sent: bytes of the source sent to the session so far.
+        total_bytes: the source's size, when it is a regular file; ``None`` for pipes.
+        audio_seconds: seconds of audio decoded from those bytes.
+    """
+
+    bytes_sent: int
+    total_bytes: int | None
+    audio_seconds: float
+
+
+class ChunkPlanner:
+    """Chooses chunk sizes that carry about ``chunk_seconds`` of audio, and when to send them.
+
+    Feed it the running totals with :meth:`update` after each chunk. The byte rate is measured
+    from the first chunk that produced audio onwards, so a container's header does not count
+    as audio; :meth:`next_size` and :meth:`audio_time` use it.
+    """
+
+    def __init__(self, chunk_seconds: float) -> None:
+        if not chunk_seconds > 0:
+            raise ConfigurationError(f"the chunk length must be > 0 ms, got {chunk_seconds * 1e3}")
+        self.chunk_seconds = chunk_seconds
+        self._bytes = 0
+        self._seconds = 0.0
+        self._origin: tuple[int, float] | None = None  # totals after the first audio
+
+    def update(self, bytes_sent: int, audio_seconds: float) -> None:
+        """Record the totals after a chunk: bytes sent and seconds of audio decoded."""
+        self._bytes, self._seconds = bytes_sent, audio_seconds
+        if self._origin is None and audio_seconds > 0:
+            self._origin = (bytes_sent, audio_seconds)
+
+    def _reference(self) -> tuple[int, float]:
+        """The point rates are measured from: the first audio, once more audio followed."""
+        if self._origin is not None and self._seconds > self._origin[1]:
+            return self._origin
+        return (0, 0.0)
+
+    @property
+    def byte_rate(self) -> float | None:
+        """Bytes per second of audio, or ``None`` before any audio was decoded."""
+        start_bytes, start_seconds = self._reference()
+        if self._seconds <= start_seconds:
+            return None
+        return (self._bytes - start_bytes) / (self._seconds - start_seconds)
+
+    def next_size(self) -> int:
+        """Bytes for the next chunk."""
+        rate = self.byte_rate
+        if rate is None or rate <= 0:
+            return FIRST_CHUNK_BYTES
+        return min(MAX_CHUNK_BYTES, max(1, round(rate * self.chunk_seconds)))
+
+    def audio_time(self, end_byte: int) -> float:
+        """Estimated seconds of audio in the first ``end_byte`` bytes (0 before any audio)."""
+        rate = self.byte_rate
+        if not rate:
+            return 0.0
+        start_bytes, start_seconds = self._reference()
+        return max(0.0, start_seconds + (end_byte - start_bytes) / rate)
+
+
+class _Reader:
+    """Reads a binary file or pipe in large blocks off the event loop, hands out any size."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+        self._buffer = bytearray()
+        self._eof = False
+        read1 = getattr(file, "read1", None)
+        self._read: Callable[[int], bytes] = read1 if callable(read1) else file.read
+        try:
+            info = os.fstat(file.fileno())
+        except (OSError, AttributeError, ValueError):  # BytesIO and other file-likes
+            info = None
+        self.total: int | None = (
+            info.st_size if info is not None and stat.S_ISREG(info.st_mode) else None
+        )
+        if self.total is None and hasattr(file, "getbuffer"):
+            self.total = len(file.getbuffer())
+
+    async def read(self, size: int) -> bytes:
+        """Up to ``size`` bytes; fewer only at the end of the source, ``b""`` after it."""
+        while len(self._buffer) < size and not self._eof:
+            data = await asyncio.to_thread(self._read, _READ_SIZE)
+            self._eof = not data
+            self._buffer += data
+        chunk = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return chunk
+
+
+def _open(source: str | os.PathLike[str]) -> BinaryIO:
+    try:
+        return Path(source).open("rb")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {source}: {exc.strerror or exc}") from exc
+
+
+async def transcribe_file(
+    source: str | os.PathLike[str] | BinaryIO,
+    transcriber: Transcriber | None = None,
+    *,
+    mime: str | None = None,
+    chunk_ms: float = 100.0,
+    realtime: bool = False,
+    interim_results: bool = False,
+    progress: Callable[[Progress], None] | None = None,
+) -> AsyncGenerator[Segment, None]:
+    """Stream a recording through a :class:`TranscriptionSession` and yield its segments.
+
+    Args:
+        source: a path, or a binary file object (``sys.stdin.buffer``, a socket file, …),
+            read to its end but not closed.
+        transcriber: the backend; ``None``: Azure when ``SPEECH_KEY`` and ``SPEECH_REGION``
+            are set, else the local engine.
+        mime: the format when the bytes cannot tell it (raw frames:
+            ``audio/pcm;rate=48000;encoding=float32``); containers are recognised.
+        chunk_ms: milliseconds of audio per chunk sent (see the module docstring).
+        realtime: pace the chunks to the wall clock, as a live client would send them.
+        interim_results: also yield interim hypotheses (``segment.final is False``).
+        progress: called after every chunk with a :class:`Progress`.
+
+    Raises:
+        ConfigurationError: the file cannot be opened, or a bad argument.
+        InputError: the bytes are not audio we decode (raised after the segments of the
+            audio decoded before the fault).
+        TranscriberError: the backend failed.
+
+    Use it in ``async for``; leaving the loop early stops the session at once.
+    """
+    planner = ChunkPlanner(chunk_ms / 1000)
+    if isinstance(source, (str, os.PathLike)):
+        file, name, owned = _open(source), str(source), True
+    else:
+        file, name, owned = source, str(getattr(source, "name", "the input")), False
+    try:
+        reader = _Reader(file)
+        session = TranscriptionSession(transcriber, mime=mime, interim_results=interim_results)
+        async with session:
+            pump = _pump(session, reader, planner, name, realtime=realtime, progress=progress)
+            sender = asyncio.create_task(_send_all(session, pump))
+            try:
+                async for segment in session:
+                    yield segment
+                await sender  # its input error, after every segment decoded before it
+            finally:
+                if not sender.done():
+                    sender.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await sender
+    finally:
+        if owned:
+            file.close()
+
+
+async def _send_all(session: TranscriptionSession, pump: Awaitable[None]) -> None:
+    """Run the pump, then close the session (also after an input error: flush what decoded)."""
+    try:
+        await pump
+    except asyncio.CancelledError:
+        raise
+    except BaseException:
+        await session.close()
+        raise
+    await session.close()
+
+
+async def _pump(
+    session: TranscriptionSession,
+    reader: _Reader,
+    planner: ChunkPlanner,
+    name: str,
+    *,
+    realtime: bool,
+    progress: Callable[[Progress], None] | None,
+) -> None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    sent = 0
+    while True:
+        try:
+            chunk = await reader.read(planner.next_size())
+        except OSError as exc:
+            raise InputError(f"cannot read {name}: {exc.strerror or exc}") from exc
+        if not chunk:
+            if session.reassembler.format is None and not session.transcriber.accepts_encoded:
+                # Too few bytes to tell: the reassembler would only say so at flush, quietly.
+                what = f"its {sent} bytes are too few" if sent else "it is empty"
+                raise UnsupportedFormatError(f"{name} is not audio we can decode: {what}")
+            return
+        if realtime:
+            delay = start + planner.audio_time(sent + len(chunk)) - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        await session.send(chunk)
+        sent += len(chunk)
+        planner.update(sent, session.audio_seconds)
+        if progress is not None:
+            progress(Progress(sent, reader.total, session.audio_seconds))
+
+
+@contextlib.contextmanager
+def open_transcriber(
+    engine: str | None = None,
+    *,
+    languages: Sequence[str] = (),
+    max_speakers: int | None = None,
+    interim_results: bool = False,
+) -> Iterator[Transcriber]:
+    """Build a backend by name; for ``fake``, the emulator runs until the block ends.
+
+    Args:
+        engine: ``"local"``, ``"azure"`` or ``"fake"``; ``None``: ``azure`` when
+            ``SPEECH_KEY`` and ``SPEECH_REGION`` (or an endpoint) are set, else ``local``.
+        languages: BCP-47 locales (Azure: several for language identification). The local
+            model is English-only: only ``en``/``en-*`` are accepted for ``local``/``fake``.
+        max_speakers: cap on distinct speakers (``local`` and ``fake``).
+        interim_results: for ``fake``: have the emulator send hypotheses too.
+
+    Raises:
+        ConfigurationError: an unknown engine, Azure without credentials, or an option the
+            engine does not have.
+        BackendUnavailableError: ``local``/``fake`` without the ``local`` extra.
+    """
+    from .server._engines import _NO_THROTTLE, default_engine_name
+
+    name = engine or default_engine_name()
+    if name not in ENGINES:
+        raise ConfigurationError(f"unknown engine {name!r}: choose one of {', '.join(ENGINES)}")
+    if name == "azure":
+        from .transcribers.azure import AzureTranscriber
+
+        if max_speakers is not None:
+            raise ConfigurationError(
+                "max_speakers is for the local and fake engines: Azure finds the speakers itself"
+            )
+        yield AzureTranscriber(tuple(languages) or ("en-US",))
+        return
+    locales = tuple(languages) or ("en-US",)
+    foreign = [code for code in locales if code.split("-")[0].lower() != "en"]
+    if foreign:
+        raise ConfigurationError(
+            f"the {name} engine's model (Whisper tiny.en) is English-only, not "
+            f"{', '.join(foreign)}: use the azure engine for other languages"
+        )
+    from .transcribers.local import LocalSettings, LocalTranscriber
+
+    if name == "local":
+        yield LocalTranscriber(max_speakers=max_speakers)
+        return
+    from .testing import FakeSpeechService, LocalRecognizer
+    from .transcribers.azure import AzureTranscriber
+
+    recognizer = LocalRecognizer(
+        LocalSettings(max_speakers=max_speakers), locale=locales[0], interim=interim_results
+    )
+    with FakeSpeechService(recognizer) as service:
+        yield AzureTranscriber(locales, host=service.host, key="emulator", properties=_NO_THROTTLE)
