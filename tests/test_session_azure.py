@@ -83,7 +83,7 @@ async def test_capture_modes_give_the_scripted_segments(letter: str) -> None:
     """WebM/Opus, Ogg/Opus, float32 and int16 frames: speaker, language, text, offsets ±50 ms."""
     recognizer, phrases = _script(letter)
     with FakeSpeechService(recognizer) as svc:
-        transcriber = AzureTranscriber(["en-US"], host=svc.host, key="test-key")
+        transcriber = AzureTranscriber(["en-US"], host=svc.host, key="test-key", properties=FAST)
         segments = await _transcribe(transcriber, capture_messages(letter), _mime(letter))
         assert not svc.audio_problems, svc.audio_problems
     assert [s.text for s in segments] == [p.text for p in phrases]
@@ -104,7 +104,7 @@ async def test_webm_bytes_pushed_as_pcm_are_caught_by_the_emulator() -> None:
     """The original bug: container bytes pushed as PCM give no text, and the emulator says why."""
     recognizer, _ = _script("A")
     with FakeSpeechService(recognizer) as svc:
-        transcriber = AzureTranscriber(["en-US"], host=svc.host, key="test-key")
+        transcriber = AzureTranscriber(["en-US"], host=svc.host, key="test-key", properties=FAST)
         # Declaring the WebM bytes as raw int16 makes the library push them as PCM, unchanged.
         segments = await _transcribe(
             transcriber, capture_messages("A"), "audio/pcm;rate=16000;encoding=int16"
@@ -116,7 +116,7 @@ async def test_webm_bytes_pushed_as_pcm_are_caught_by_the_emulator() -> None:
 async def test_interim_results_are_opt_in_and_precede_their_final() -> None:
     recognizer, phrases = _script("A")
     with FakeSpeechService(recognizer) as svc:
-        transcriber = AzureTranscriber(["en-US"], host=svc.host, key="test-key")
+        transcriber = AzureTranscriber(["en-US"], host=svc.host, key="test-key", properties=FAST)
         without = await _transcribe(transcriber, capture_messages("A"), _mime("A"))
         with_interim = await _transcribe(
             transcriber, capture_messages("A"), _mime("A"), interim=True
@@ -145,7 +145,9 @@ async def test_language_identification_reports_each_phrase_language() -> None:
         for u, lang in zip(UTTERANCES, languages, strict=True)
     ]
     with FakeSpeechService(ScriptedRecognizer(phrases)) as svc:
-        transcriber = AzureTranscriber(["en-US", "es-ES"], host=svc.host, key="test-key")
+        transcriber = AzureTranscriber(
+            ["en-US", "es-ES"], host=svc.host, key="test-key", properties=FAST
+        )
         segments = await _transcribe(transcriber, capture_messages("A"), _mime("A"))
         context = svc.connections[0].speech_context
     assert [s.language for s in segments] == languages
@@ -157,7 +159,7 @@ async def test_restart_mid_connection_keeps_offsets_monotonic() -> None:
     """B: MediaRecorder stop()/start() at 10 s; the phrases after it keep their stream times."""
     recognizer, phrases = _script("B")
     with FakeSpeechService(recognizer) as svc:
-        transcriber = AzureTranscriber(["en-US"], host=svc.host, key="test-key")
+        transcriber = AzureTranscriber(["en-US"], host=svc.host, key="test-key", properties=FAST)
         segments = await _transcribe(transcriber, capture_messages("B"), _mime("B"))
     assert [s.text for s in segments] == [p.text for p in phrases]
     offsets = [s.offset for s in segments]
@@ -170,7 +172,7 @@ async def test_close_drains_the_last_phrase() -> None:
     """The last phrase ends 0.3 s before the audio does; close() must wait for it."""
     recognizer, phrases = _script("A")
     with FakeSpeechService(recognizer) as svc:
-        transcriber = AzureTranscriber(["en-US"], host=svc.host, key="test-key")
+        transcriber = AzureTranscriber(["en-US"], host=svc.host, key="test-key", properties=FAST)
         session = sd.TranscriptionSession(transcriber, mime=_mime("A"))
         await session.start()
         for message in capture_messages("A"):

@@ -229,6 +229,30 @@ async def test_a_pipe_is_read_as_it_fills(tmp_path: Path) -> None:
     assert progress[-1].total_bytes is None
 
 
+async def test_stopping_while_a_pipe_is_silent_leaves_nothing_waiting(tmp_path: Path) -> None:
+    """Ctrl+C while stdin sends nothing: the read is abandoned, the loop can close at once
+    (a read on asyncio's default executor would make ``asyncio.run`` wait for the pipe)."""
+    make_wav(tmp_path / "a.wav", 1.0)
+    read_end, write_end = os.pipe()
+    os.write(write_end, (tmp_path / "a.wav").read_bytes()[:20_000])  # then silence
+    backend = Recording(echo=True)
+    try:
+        with os.fdopen(read_end, "rb") as r:
+            agen = transcribe_file(r, backend)
+            await asyncio.wait_for(anext(agen), 5)
+            reader = asyncio.ensure_future(anext(agen))
+            await asyncio.sleep(0.3)  # the pump now waits for the pipe
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            await asyncio.wait_for(agen.aclose(), 2)
+        assert backend.closed
+        loop = asyncio.get_running_loop()
+        await asyncio.wait_for(loop.shutdown_default_executor(), 2)
+    finally:
+        os.close(write_end)  # ends the abandoned read
+
+
 async def test_leaving_the_loop_early_stops_the_session(tmp_path: Path) -> None:
     make_wav(tmp_path / "a.wav", 3.0)
     backend = Recording(echo=True)

@@ -129,7 +129,7 @@ def _run(args: argparse.Namespace) -> int:
     # Input first (a typo should not wait for a model to load), the output file last (no
     # empty file left behind by a missing key).
     with (
-        _input(args) as (source, file_id, total),
+        _input(args) as (source, file_id),
         open_transcriber(
             args.engine,
             languages=args.languages or (),
@@ -143,7 +143,7 @@ def _run(args: argparse.Namespace) -> int:
                 f"streamdiarize: transcribing the bundled sample {sample_path()}", file=sys.stderr
             )
         writer = make_writer(args.format, stream, file_id=file_id, interim=args.interim)
-        bar = _ProgressBar(file_id, total)
+        bar = _ProgressBar(file_id)
         try:
             asyncio.run(_transcribe(args, source, transcriber, writer, bar))
         finally:
@@ -153,12 +153,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _input(args: argparse.Namespace) -> Iterator[tuple[BinaryIO, str, int | None]]:
-    """The source as an open binary file, its name for RTTM, and its size when known."""
+def _input(args: argparse.Namespace) -> Iterator[tuple[BinaryIO, str]]:
+    """The source as an open binary file, and its name for RTTM."""
     if args.sample and args.file is not None:
         raise ConfigurationError("give either FILE or --sample, not both")
     if args.file == "-":
-        yield sys.stdin.buffer, "stdin", None
+        yield sys.stdin.buffer, "stdin"
         return
     path = sample_path() if args.file is None else Path(args.file)
     try:
@@ -166,8 +166,7 @@ def _input(args: argparse.Namespace) -> Iterator[tuple[BinaryIO, str, int | None
     except OSError as exc:
         raise ConfigurationError(f"cannot read {path}: {exc.strerror or exc}") from exc
     with file:
-        size = os.fstat(file.fileno()).st_size if path.is_file() else None
-        yield file, path.stem or "audio", size
+        yield file, path.stem or "audio"
 
 
 @contextlib.contextmanager
@@ -209,7 +208,7 @@ async def _transcribe(
 class _ProgressBar:
     """A tqdm bar on stderr when stderr is a terminal (and tqdm is installed), else nothing."""
 
-    def __init__(self, name: str, total: int | None) -> None:
+    def __init__(self, name: str) -> None:
         self._bar: Any = None
         self._name = name
         self._finals = 0
@@ -221,7 +220,6 @@ class _ProgressBar:
             return
         self._tqdm = tqdm
         self._bar = tqdm(
-            total=total,
             desc=name,
             unit="B",
             unit_scale=True,
@@ -234,6 +232,8 @@ class _ProgressBar:
     def update(self, progress: Progress) -> None:
         if self._bar is None:
             return
+        if self._bar.total is None and progress.total_bytes is not None:
+            self._bar.total = progress.total_bytes
         self._bar.update(progress.bytes_sent - self._bar.n)
         self._bar.set_postfix_str(f"{progress.audio_seconds:.1f} s audio, {self._finals} segments")
 

@@ -21,6 +21,7 @@ from typing import ClassVar
 import av
 import numpy as np
 from av.audio.codeccontext import AudioCodecContext
+from av.audio.plane import AudioPlane
 from numpy.typing import NDArray
 
 from ._exceptions import CorruptStreamError, InputError, UnsupportedFormatError
@@ -30,6 +31,8 @@ __all__ = ["AVDecoder", "Decoder", "OpusDecoder", "PcmDecoder", "make_decoder"]
 
 Mono = NDArray[np.float32]
 _EMPTY: Mono = np.zeros(0, dtype=np.float32)
+#: numpy dtypes of FFmpeg's planar sample formats.
+_SAMPLE_DTYPES = {"u8p": "u1", "s16p": "<i2", "s32p": "<i4", "fltp": "<f4", "dblp": "<f8"}
 
 
 class Decoder(abc.ABC):
@@ -110,9 +113,26 @@ class AVDecoder(Decoder):
 
     @staticmethod
     def _planes(frame: av.AudioFrame) -> NDArray[np.float32]:
-        array: np.ndarray = frame.to_ndarray()
+        """The frame as ``[channel, frame]`` float32.
+
+        Planar frames are read plane by plane up to the channel count: PyAV's
+        ``frame.planes`` (and so ``to_ndarray()``) walks FFmpeg's ``extended_data`` until a
+        NULL pointer, which is not there for 8 or more channels, and reads a wild pointer
+        (a segfault on any 7.1 Opus or AAC stream with PyAV 18).
+        """
+        channels = len(frame.layout.channels)
         if frame.format.is_packed:
-            array = array.reshape(-1, len(frame.layout.channels)).T
+            array: np.ndarray = frame.to_ndarray().reshape(-1, channels).T
+        else:
+            dtype = np.dtype(_SAMPLE_DTYPES[frame.format.name])
+            array = np.stack(
+                [
+                    np.frombuffer(
+                        memoryview(AudioPlane(frame, i)), dtype=dtype, count=frame.samples
+                    )
+                    for i in range(channels)
+                ]
+            )
         return _to_float32(array)
 
     def decode(self, packet: bytes) -> Mono:

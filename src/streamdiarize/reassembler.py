@@ -16,7 +16,12 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-from ._exceptions import ConfigurationError, InputError, UnsupportedFormatError
+from ._exceptions import (
+    ConfigurationError,
+    InputError,
+    LimitExceededError,
+    UnsupportedFormatError,
+)
 from .codecs import Decoder, make_decoder
 from .containers import (
     DEFAULT_MAX_BUFFERED,
@@ -41,7 +46,15 @@ from .formats import (
 )
 from .resample import Resampler
 
-__all__ = ["ChunkReassembler"]
+__all__ = ["DEFAULT_MAX_FEED_SECONDS", "ChunkReassembler"]
+
+#: Default cap on the audio one :meth:`ChunkReassembler.feed` call may decode to. A live
+#: client's message holds 0.02-5 s; a hostile one can make every 2-3 bytes of Opus decode to
+#: 120 ms (40 ms per byte: 1 MiB would be 11 hours, gigabytes of PCM and a minute of CPU).
+DEFAULT_MAX_FEED_SECONDS = 600.0
+
+#: Decoded packets resampled together (bounds the float32 held at the decoder's rate).
+_RESAMPLE_BATCH = 64
 
 PCM = NDArray[np.int16]
 _EMPTY_PCM: PCM = np.zeros(0, dtype=np.int16)
@@ -85,6 +98,9 @@ class ChunkReassembler:
         target_rate: output rate (16000 is what speech services want).
         max_buffered: cap on bytes held for one incomplete element, so a hostile or broken
             stream cannot grow memory without bound.
+        max_feed_seconds: cap on the audio one :meth:`feed` (or :meth:`flush`) may decode to;
+            past it the call raises :class:`~streamdiarize.LimitExceededError` (a
+            decompression bomb). ``None`` for no cap, e.g. to decode a whole file at once.
 
     Raises:
         ConfigurationError: raw input without a sample rate, or a bad ``target_rate``.
@@ -102,9 +118,12 @@ class ChunkReassembler:
         channels: int = 1,
         target_rate: int = 16_000,
         max_buffered: int = DEFAULT_MAX_BUFFERED,
+        max_feed_seconds: float | None = DEFAULT_MAX_FEED_SECONDS,
     ) -> None:
         if not 1000 <= target_rate <= 384_000:
             raise ConfigurationError(f"target_rate {target_rate} is outside 1000-384000 Hz")
+        if max_feed_seconds is not None and not max_feed_seconds > 0:
+            raise ConfigurationError(f"max_feed_seconds must be > 0, got {max_feed_seconds}")
         declared = format if format is not None else (parse_mime(mime) if mime else None)
         if declared is not None:
             declared = with_raw_defaults(declared, sample_rate=sample_rate, channels=channels)
@@ -119,6 +138,8 @@ class ChunkReassembler:
         self._raw_defaults = (sample_rate, channels)
         self.target_rate = target_rate
         self._max_buffered = max_buffered
+        self._max_feed_seconds = max_feed_seconds
+        self._fed_seconds = 0.0  # decoded by the current feed() or flush() call
         self._head = bytearray()
         self._demuxer: Demuxer | None = None
         self._decoder: Decoder | None = None
@@ -148,6 +169,8 @@ class ChunkReassembler:
                 from this chunk before the fault. The reassembler then stays failed, except
                 that a message starting a new stream (EBML, ``OggS``, RIFF or ``ftyp`` header)
                 starts over — what a client's MediaRecorder restart sends.
+            LimitExceededError: (a :class:`CorruptStreamError`) the chunk decodes to more
+                than ``max_feed_seconds`` of audio, or holds an element over ``max_buffered``.
         """
         if not isinstance(chunk, (bytes, bytearray, memoryview)):
             raise TypeError(f"feed() takes bytes, got {type(chunk).__name__}")
@@ -242,6 +265,7 @@ class ChunkReassembler:
         """Run one demuxer step and decode its events; on a fault keep what was decoded."""
         assert self._demuxer is not None
         out: list[NDArray[np.float32]] = []
+        self._fed_seconds = 0.0
         try:
             try:
                 events = step(self._demuxer)
@@ -265,22 +289,34 @@ class ChunkReassembler:
 
     def _handle(self, events: list[Event], out: list[NDArray[np.float32]]) -> None:
         pending: list[NDArray[np.float32]] = []
-        for event in events:
-            if isinstance(event, Packet):
-                if self._decoder is None:
-                    raise UnsupportedFormatError("audio packet before any track header")
-                audio = self._decoder.decode(event.data)
-                if event.discard_padding:
-                    audio = audio[: max(0, len(audio) - event.discard_padding)]
-                self._resample_into(audio, pending, out)
-            elif isinstance(event, TrackInfo):
-                self._resample_pending(pending, out)
-                self._end_track(out)
-                if self.track is not None:
-                    self.restarts += 1
-                self.track = event
-                self._decoder = make_decoder(event)
-        self._resample_pending(pending, out)
+        try:
+            for event in events:
+                if isinstance(event, Packet):
+                    if self._decoder is None:
+                        raise UnsupportedFormatError("audio packet before any track header")
+                    audio = self._decoder.decode(event.data)
+                    if event.discard_padding:
+                        audio = audio[: max(0, len(audio) - event.discard_padding)]
+                    self._resample_into(audio, pending, out)
+                elif isinstance(event, TrackInfo):
+                    self._resample_pending(pending, out)
+                    self._end_track(out)
+                    if self.track is not None:
+                        self.restarts += 1
+                    self.track = event
+                    self._decoder = make_decoder(event)
+        finally:  # also on a fault: the audio decoded before it is kept
+            self._resample_pending(pending, out)
+
+    def _count_decoded(self, samples: int, rate: int) -> None:
+        """Add to this call's decoded audio; past ``max_feed_seconds`` it is a bomb."""
+        self._fed_seconds += samples / rate
+        cap = self._max_feed_seconds
+        if cap is not None and self._fed_seconds > cap:
+            raise LimitExceededError(
+                f"one chunk decodes to more than {cap:g} s of audio: a decompression bomb, "
+                "or far longer chunks than a live client sends (see max_feed_seconds)"
+            )
 
     def _resample_into(
         self,
@@ -296,7 +332,10 @@ class ChunkReassembler:
             self._flush_resampler_into(out)
             self._resampler = Resampler(rate, self.target_rate)
         if audio.size:
+            self._count_decoded(len(audio), rate)
             pending.append(audio)
+            if len(pending) >= _RESAMPLE_BATCH:
+                self._resample_pending(pending, out)
 
     def _resample_pending(
         self, pending: list[NDArray[np.float32]], out: list[NDArray[np.float32]]

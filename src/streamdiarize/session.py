@@ -31,7 +31,7 @@ from ._exceptions import (
 )
 from .containers import DEFAULT_MAX_BUFFERED
 from .formats import AudioFormat
-from .reassembler import ChunkReassembler
+from .reassembler import DEFAULT_MAX_FEED_SECONDS, ChunkReassembler
 from .segment import Segment
 from .transcribers import SAMPLE_RATE, Transcriber, TranscriberStream
 
@@ -114,6 +114,8 @@ class TranscriptionSession:
         interim_results: also yield interim hypotheses (``Segment.final is False``).
         max_pending_segments: how many undelivered segments make ``send()`` wait.
         max_buffered: cap on bytes the demuxer holds for one incomplete element.
+        max_feed_seconds: cap on the audio one :meth:`send` may decode to (a decompression
+            bomb raises :class:`~streamdiarize.LimitExceededError`); ``None``: no cap.
         close_timeout: seconds ``close()`` waits for the backend's last results.
 
     Use ``async with`` (or ``await session.start()`` / ``await session.close()``). Send each
@@ -133,6 +135,7 @@ class TranscriptionSession:
         interim_results: bool = False,
         max_pending_segments: int = 256,
         max_buffered: int = DEFAULT_MAX_BUFFERED,
+        max_feed_seconds: float | None = DEFAULT_MAX_FEED_SECONDS,
         close_timeout: float = 30.0,
     ) -> None:
         if transcriber is None:
@@ -150,6 +153,7 @@ class TranscriptionSession:
             channels=channels,
             target_rate=SAMPLE_RATE,
             max_buffered=max_buffered,
+            max_feed_seconds=max_feed_seconds,
         )
         self._results: _ResultQueue | None = None
         self._stream: TranscriberStream | None = None

@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import importlib.resources
 import os
-import stat
+import threading
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +73,7 @@ class Progress:
 
     Attributes:
         bytes_sent: bytes of the source sent to the session so far.
-        total_bytes: the source's size, when it is a regular file; ``None`` for pipes.
+        total_bytes: the source's size when it can seek (a file); ``None`` for pipes.
         audio_seconds: seconds of audio decoded from those bytes.
     """
 
@@ -135,33 +135,68 @@ class ChunkPlanner:
 
 
 class _Reader:
-    """Reads a binary file or pipe in large blocks off the event loop, hands out any size."""
+    """Reads a file or pipe in large blocks and hands out pieces of any size.
+
+    A seekable file is read on the event loop (a block from the page cache takes
+    microseconds). A pipe, a terminal or a socket can block for ever, so each block is read
+    on a daemon thread: when the transcription is stopped (Ctrl+C) while stdin is silent, no
+    thread is left for the interpreter or ``asyncio.run`` to wait on.
+    """
 
     def __init__(self, file: BinaryIO) -> None:
-        self._file = file
         self._buffer = bytearray()
         self._eof = False
         read1 = getattr(file, "read1", None)
         self._read: Callable[[int], bytes] = read1 if callable(read1) else file.read
+        #: Bytes from the current position to the end, when the source can seek (files,
+        #: stdin redirected from a file, BytesIO); ``None`` for pipes and sockets.
+        self.total: int | None = None
         try:
-            info = os.fstat(file.fileno())
-        except (OSError, AttributeError, ValueError):  # BytesIO and other file-likes
-            info = None
-        self.total: int | None = (
-            info.st_size if info is not None and stat.S_ISREG(info.st_mode) else None
-        )
-        if self.total is None and hasattr(file, "getbuffer"):
-            self.total = len(file.getbuffer())
+            if file.seekable():
+                here = file.tell()
+                self.total = file.seek(0, os.SEEK_END) - here
+                file.seek(here)
+        except (OSError, ValueError):
+            self.total = None
 
     async def read(self, size: int) -> bytes:
         """Up to ``size`` bytes; fewer only at the end of the source, ``b""`` after it."""
         while len(self._buffer) < size and not self._eof:
-            data = await asyncio.to_thread(self._read, _READ_SIZE)
+            if self.total is not None:
+                data = self._read(_READ_SIZE)
+            else:
+                data = await _in_daemon_thread(self._read, _READ_SIZE)
             self._eof = not data
             self._buffer += data
         chunk = bytes(self._buffer[:size])
         del self._buffer[:size]
         return chunk
+
+
+async def _in_daemon_thread(function: Callable[[int], bytes], argument: int) -> bytes:
+    """``function(argument)`` on a daemon thread; cancelling the await abandons the thread."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[bytes] = loop.create_future()
+
+    def settle(result: bytes | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            assert result is not None
+            future.set_result(result)
+
+    def work() -> None:
+        try:
+            result, error = function(argument), None
+        except BaseException as exc:  # handed to the awaiting task
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=work, name="streamdiarize-read", daemon=True).start()
+    return await future
 
 
 def _open(source: str | os.PathLike[str]) -> BinaryIO:
@@ -201,7 +236,10 @@ async def transcribe_file(
             audio decoded before the fault).
         TranscriberError: the backend failed.
 
-    Use it in ``async for``; leaving the loop early stops the session at once.
+    Use it in ``async for``; leaving the loop early stops the session at once. A backend
+    that takes the container bytes as they are (``AzureTranscriber(passthrough=True)``)
+    leaves nothing decoded here to measure: chunks then stay :data:`FIRST_CHUNK_BYTES` long
+    and ``realtime`` cannot pace them.
     """
     planner = ChunkPlanner(chunk_ms / 1000)
     if isinstance(source, (str, os.PathLike)):

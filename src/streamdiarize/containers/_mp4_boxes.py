@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from .._exceptions import CorruptStreamError, LimitExceededError, UnsupportedFormatError
 from ._events import TrackInfo
 from ._opus_toc import OPUS_RATE, opus_head_from_dops, parse_opus_head
+from ._pcm import check_audio_params
 
 __all__ = [
     "MAX_DEPTH",
@@ -330,11 +331,12 @@ def _opus_config(entry: Box, skip: int) -> AudioConfig:
 
 def _pcm(kind: str, bits: int, little: bool, rate: int, channels: int, fmt: str) -> AudioConfig:
     valid = (32, 64) if kind == "f" else (8, 16, 24, 32)
-    if bits not in valid or channels < 1 or rate < 1:
+    if bits not in valid:
         raise UnsupportedFormatError(
             f"MP4 {fmt} PCM with {bits}-bit samples, {channels} channels at {rate} Hz "
             "is not supported"
         )
+    check_audio_params(rate, channels, f"the MP4 {fmt} PCM track")
     codec = f"pcm_{kind}8" if bits == 8 else f"pcm_{kind}{bits}{'le' if little else 'be'}"
     return AudioConfig(TrackInfo(codec, rate, channels), channels * bits // 8)
 

@@ -188,6 +188,8 @@ class _Connection:
             self.context.engine.transcriber,
             mime=start.mime,
             interim_results=start.interim,
+            max_buffered=self.settings.max_buffered_bytes,
+            max_feed_seconds=self.settings.max_message_seconds,
             close_timeout=self.settings.close_timeout,
         )
         self.info = SessionInfo(

@@ -25,6 +25,10 @@ class ServerSettings:
     Args:
         max_message_bytes: largest WebSocket message accepted (a MediaRecorder slice of
             100 ms is 2-40 KB; raw float32 at 48 kHz is 19 KB per 100 ms).
+        max_message_seconds: most audio one message may decode to (2 bytes of Opus can
+            decode to 120 ms: a decompression bomb ends the session with ``bad_audio``).
+        max_buffered_bytes: most bytes a session's demuxer holds for one incomplete
+            element (a declared 2 GB block is refused before it is buffered).
         max_session_seconds: longest session, in wall-clock time and in audio time (a client
             sending faster than real time reaches it sooner).
         max_sessions: concurrent sessions; one more is told ``busy``.
@@ -43,6 +47,8 @@ class ServerSettings:
     """
 
     max_message_bytes: int = 1 << 20
+    max_message_seconds: float = 60.0
+    max_buffered_bytes: int = 4 << 20
     max_session_seconds: float = 3600.0
     max_sessions: int = 16
     start_timeout: float = 10.0
@@ -57,9 +63,19 @@ class ServerSettings:
             raise ConfigurationError(
                 f"max_message_bytes must be at least 1024, got {self.max_message_bytes}"
             )
+        if self.max_buffered_bytes < 64 * 1024:
+            raise ConfigurationError(
+                f"max_buffered_bytes must be at least 65536, got {self.max_buffered_bytes}"
+            )
         if self.max_sessions < 1:
             raise ConfigurationError(f"max_sessions must be at least 1, got {self.max_sessions}")
-        for name in ("max_session_seconds", "start_timeout", "idle_timeout", "close_timeout"):
+        for name in (
+            "max_message_seconds",
+            "max_session_seconds",
+            "start_timeout",
+            "idle_timeout",
+            "close_timeout",
+        ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigurationError(f"{name} must be a positive number, got {value}")
