@@ -258,3 +258,21 @@ async def test_slow_consumer_makes_send_wait_instead_of_buffering() -> None:
         segments += [s async for s in session]
         await sender
     assert [s.text for s in segments] == [p.text for p in phrases]
+
+
+async def test_send_waiting_when_the_session_closes_gets_a_clear_error(
+    service: FakeSpeechService,
+) -> None:
+    transcriber = AzureTranscriber(["en-US"], host=service.host, key="k", properties=FAST)
+    session = sd.TranscriptionSession(
+        transcriber, mime="audio/pcm;rate=16000;encoding=int16", max_pending_segments=1
+    )
+    await session.start()
+    assert session._results is not None
+    session._results.put_segment(sd.Segment("Guest-1", "en-US", "unread", 0.0, 1.0))
+    waiting = asyncio.create_task(session.send(bytes(3200)))  # waits: one unread segment
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    await session.abort()
+    with pytest.raises(sd.SessionClosedError):
+        await asyncio.wait_for(waiting, 5.0)

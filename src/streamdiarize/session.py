@@ -237,8 +237,9 @@ class TranscriptionSession:
         await self._results.wait_below(self.max_pending_segments)
         self._raise_backend_error()
         async with self._send_lock:
+            if self._stream is None:  # close() or abort() ran while this send() waited
+                raise SessionClosedError("the session was closed while send() waited")
             if self.transcriber.accepts_encoded:
-                assert self._stream is not None
                 await self._stream.write_encoded(bytes(chunk))
                 return
             try:
