@@ -276,3 +276,14 @@ async def test_send_waiting_when_the_session_closes_gets_a_clear_error(
     await session.abort()
     with pytest.raises(sd.SessionClosedError):
         await asyncio.wait_for(waiting, 5.0)
+
+
+def test_an_explicit_location_ignores_location_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPEECH_KEY", "env-key")
+    monkeypatch.setenv("SPEECH_HOST", "ws://127.0.0.1:9")
+    monkeypatch.setenv("SPEECH_ENDPOINT", "wss://elsewhere.example/speech")
+    transcriber = AzureTranscriber(region="westeurope")
+    assert transcriber.credentials.region == "westeurope"
+    assert transcriber.credentials.host is None
+    assert transcriber.credentials.endpoint is None
+    assert transcriber.credentials.key == "env-key"

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..._exceptions import ConfigurationError
 
-__all__ = ["AzureCredentials", "mask_secret"]
+__all__ = ["AzureCredentials", "mask_secret", "set_recognizer_token"]
 
 #: Environment variables read when no argument is given.
 ENV_KEY, ENV_REGION, ENV_ENDPOINT, ENV_HOST = (
@@ -87,11 +87,14 @@ class AzureCredentials:
         """
         env = os.environ if environ is None else environ
         has_token = bool(auth_token or token_provider or token_credential)
+        # An argument for one kind (credential, location) ignores every variable of that kind:
+        # a leftover SPEECH_HOST must not override an explicit region=.
+        located = bool(region or endpoint or host)
         creds = cls(
             key=key or (None if has_token else env.get(ENV_KEY)) or None,
-            region=region or env.get(ENV_REGION) or None,
-            endpoint=endpoint or env.get(ENV_ENDPOINT) or None,
-            host=host or env.get(ENV_HOST) or None,
+            region=region or (None if located else env.get(ENV_REGION)) or None,
+            endpoint=endpoint or (None if located else env.get(ENV_ENDPOINT)) or None,
+            host=host or (None if located else env.get(ENV_HOST)) or None,
             auth_token=auth_token,
             token_provider=token_provider,
             token_credential=token_credential,
@@ -115,3 +118,14 @@ class AzureCredentials:
             if secret:
                 text = text.replace(secret, "***")
         return text
+
+
+def set_recognizer_token(recognizer: Any, token: str) -> None:
+    """Give a ConversationTranscriber a (new) bearer token.
+
+    Its ``authorization_token`` setter fails in SDK 1.53 (it assigns through ``super()``:
+    ``AttributeError``), so the property that setter means is set directly.
+    """
+    import azure.cognitiveservices.speech as speechsdk
+
+    recognizer.properties.set_property(speechsdk.PropertyId.SpeechServiceAuthorization_Token, token)
