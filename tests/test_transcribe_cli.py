@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import streamdiarize as sd
 from streamdiarize.segment import Segment
@@ -173,6 +175,18 @@ async def test_sample_goes_in_chunks_of_100_ms_of_opus() -> None:
     assert len(progress) == pytest.approx(duration / 0.1, rel=0.15)
     assert abs(len(backend.pcm) / RATE - duration) < 0.03
     assert progress[-1].bytes_sent == progress[-1].total_bytes == sample_path().stat().st_size
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.floats(0.5, 3000))
+def test_any_chunk_length_gives_the_same_audio(chunk_ms: float) -> None:
+    """However the bytes are cut, the backend gets what one whole-file decode gives."""
+    data = sample_path().read_bytes()
+    reassembler = sd.ChunkReassembler()
+    whole = np.concatenate([reassembler.feed(data), reassembler.flush()])
+    backend = Recording()
+    asyncio.run(run(sample_path(), backend, chunk_ms=chunk_ms))
+    np.testing.assert_array_equal(backend.pcm, whole)
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")

@@ -148,7 +148,7 @@ def _run(args: argparse.Namespace) -> int:
             asyncio.run(_transcribe(args, source, transcriber, writer, bar))
         finally:
             bar.close()
-            writer.close()
+        writer.close()  # after an error only what was written (and flushed) stays
     return 0
 
 
@@ -201,7 +201,7 @@ async def _transcribe(
     async with contextlib.aclosing(segments):
         async for segment in segments:
             bar.show(segment)
-            with bar.writing():
+            with bar.writing(writer.stream):
                 writer.write(segment)
 
 
@@ -234,8 +234,9 @@ class _ProgressBar:
             return
         if self._bar.total is None and progress.total_bytes is not None:
             self._bar.total = progress.total_bytes
+        postfix = f"{progress.audio_seconds:.1f} s audio, {self._finals} segments"
+        self._bar.set_postfix_str(postfix, refresh=False)  # update() redraws, rate-limited
         self._bar.update(progress.bytes_sent - self._bar.n)
-        self._bar.set_postfix_str(f"{progress.audio_seconds:.1f} s audio, {self._finals} segments")
 
     def show(self, segment: Segment) -> None:
         """Count finals; show an interim hypothesis in the bar's description."""
@@ -248,15 +249,14 @@ class _ProgressBar:
             text = segment.text if len(segment.text) <= 40 else "…" + segment.text[-39:]
             self._bar.set_description_str(text, refresh=True)
 
-    def writing(self) -> contextlib.AbstractContextManager[object]:
-        """Clears the bar while a line is written to the same terminal."""
-        if self._bar is None:
+    def writing(self, stream: TextIO) -> contextlib.AbstractContextManager[object]:
+        """Clears the bar while a line goes to ``stream``, when that is a terminal too."""
+        if self._bar is None or not stream.isatty():
             return contextlib.nullcontext()
-        cm: contextlib.AbstractContextManager[object] = self._tqdm.external_write_mode(
-            file=sys.stdout
-        )
+        cm: contextlib.AbstractContextManager[object] = self._tqdm.external_write_mode(file=stream)
         return cm
 
     def close(self) -> None:
         if self._bar is not None:
+            self._bar.refresh()  # the final count, which rate limiting may have skipped
             self._bar.close()

@@ -138,16 +138,17 @@ class _Reader:
     """Reads a file or pipe in large blocks and hands out pieces of any size.
 
     A seekable file is read on the event loop (a block from the page cache takes
-    microseconds). A pipe, a terminal or a socket can block for ever, so each block is read
-    on a daemon thread: when the transcription is stopped (Ctrl+C) while stdin is silent, no
-    thread is left for the interpreter or ``asyncio.run`` to wait on.
+    microseconds). A pipe, terminal or socket may stay silent for ever, so the loop waits for
+    its descriptor to become readable and then reads it with ``os.read`` (bypassing the file
+    object's buffer): stopping the transcription (Ctrl+C) leaves no blocked thread behind, and
+    the file can be closed at once. Where the loop cannot watch descriptors (Windows) or the
+    object has none, each block is read on a daemon thread instead.
     """
 
     def __init__(self, file: BinaryIO) -> None:
+        self._file = file
         self._buffer = bytearray()
         self._eof = False
-        read1 = getattr(file, "read1", None)
-        self._read: Callable[[int], bytes] = read1 if callable(read1) else file.read
         #: Bytes from the current position to the end, when the source can seek (files,
         #: stdin redirected from a file, BytesIO); ``None`` for pipes and sockets.
         self.total: int | None = None
@@ -158,19 +159,47 @@ class _Reader:
                 file.seek(here)
         except (OSError, ValueError):
             self.total = None
+        read1 = getattr(file, "read1", None)
+        self._read_block: Callable[[int], bytes] = read1 if callable(read1) else file.read
 
     async def read(self, size: int) -> bytes:
         """Up to ``size`` bytes; fewer only at the end of the source, ``b""`` after it."""
         while len(self._buffer) < size and not self._eof:
-            if self.total is not None:
-                data = self._read(_READ_SIZE)
-            else:
-                data = await _in_daemon_thread(self._read, _READ_SIZE)
+            data = await self._next_block()
             self._eof = not data
             self._buffer += data
         chunk = bytes(self._buffer[:size])
         del self._buffer[:size]
         return chunk
+
+    async def _next_block(self) -> bytes:
+        if self.total is not None:
+            return self._read_block(_READ_SIZE)
+        try:
+            fd = self._file.fileno()
+        except (OSError, AttributeError, ValueError):
+            fd = None
+        if fd is not None:
+            with contextlib.suppress(NotImplementedError):  # loops that cannot watch fds
+                await _readable(fd)
+                return os.read(fd, _READ_SIZE)
+        return await _in_daemon_thread(self._read_block, _READ_SIZE)
+
+
+async def _readable(fd: int) -> None:
+    """Wait until ``fd`` has data or is at its end."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, wake)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
 
 
 async def _in_daemon_thread(function: Callable[[int], bytes], argument: int) -> bytes:
@@ -301,10 +330,8 @@ async def _pump(
                 what = f"its {sent} bytes are too few" if sent else "it is empty"
                 raise UnsupportedFormatError(f"{name} is not audio we can decode: {what}")
             return
-        if realtime:
-            delay = start + planner.audio_time(sent + len(chunk)) - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        delay = start + planner.audio_time(sent + len(chunk)) - loop.time() if realtime else 0
+        await asyncio.sleep(max(0.0, delay))  # also lets the consumer run between chunks
         await session.send(chunk)
         sent += len(chunk)
         planner.update(sent, session.audio_seconds)
