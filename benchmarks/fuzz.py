@@ -22,10 +22,12 @@ Linux) runs each target in its own process for ``--seconds``; where it is missin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -80,10 +82,13 @@ def seeds(target: str) -> list[bytes]:
     if target == "webm":
         streams = [_captures(x) for x in "ABC"]
         streams += [p.read_bytes() for p in sorted((DATA / "webm").iterdir())]
+        streams += _surround("webm", "-c:a", "libopus")
     elif target == "ogg":
         streams = [_captures("G")] + [p.read_bytes() for p in sorted((DATA / "ogg").iterdir())]
+        streams += _surround("ogg", "-c:a", "libopus")
     elif target == "mp4":
         streams = [p.read_bytes() for p in sorted((DATA / "mp4").iterdir())]
+        streams += _surround("mp4", "-c:a", "aac", "-movflags", "+frag_keyframe+empty_moov")
     elif target == "wav":
         streams = list(_wav_seeds())
     elif target.startswith("raw"):
@@ -92,6 +97,22 @@ def seeds(target: str) -> list[bytes]:
         heads = [s[:64] for t in ("webm", "ogg", "mp4", "wav") for s in seeds(t)]
         return [bytes([i % len(_MIMES)]) + h for i, h in enumerate(heads)]
     return [bytes([i]) + s[: MAX_LEN - 1] for i, s in enumerate(streams)]
+
+
+def _surround(suffix: str, *codec: str) -> list[bytes]:
+    """0.3 s of 7.1 audio from the ffmpeg binary, if there is one (8+ channels once crashed
+    PyAV's plane reader: worth a seed)."""
+    if shutil.which("ffmpeg") is None:
+        return []
+    path = OUT / f"seed-7.1.{suffix}"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        graph = "sine=f=440:d=0.3,aformat=channel_layouts=7.1"
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", graph, *codec, str(path)],
+            check=True,
+        )
+    return [path.read_bytes()]
 
 
 _MIMES = (
@@ -143,14 +164,10 @@ def make_target(name: str) -> Callable[[bytes], None]:
         if not data:
             return
         hint = _MIMES[data[0] % len(_MIMES)]
-        try:
+        with contextlib.suppress(sd.StreamDiarizeError):
             sd.detect_format(data[1:], hint)
-        except sd.StreamDiarizeError:
-            pass
-        try:
+        with contextlib.suppress(sd.StreamDiarizeError):
             sd.formats.parse_mime(data[1:80].decode("latin-1"))
-        except sd.StreamDiarizeError:
-            pass
 
     return detect if name == "detect" else reassemble
 
@@ -206,7 +223,7 @@ def run_atheris(target: str, seconds: float) -> Result:
     began = time.monotonic()
     while time.monotonic() - began < seconds:
         left = max(1.0, seconds - (time.monotonic() - began))
-        before = set((OUT / target).glob("crash-*")) | set((OUT / target).glob("oom-*"))
+        before = _artifacts(target)
         process = subprocess.run(
             [sys.executable, __file__, "--child", target, "--seconds", str(left)],
             capture_output=True,
@@ -222,15 +239,20 @@ def run_atheris(target: str, seconds: float) -> Result:
             result.coverage = max(result.coverage or 0, int(cov[-1]))
         if corp:
             result.corpus = int(corp[-1])
-        after = set((OUT / target).glob("crash-*")) | set((OUT / target).glob("oom-*"))
+        after = _artifacts(target)
         new = sorted(after - before)
         if process.returncode == 0 or not new:
-            if process.returncode not in (0, None) and not new:
+            if process.returncode and not before:  # a failure libFuzzer could not save
                 result.crashes.append(f"exit {process.returncode} without an artifact")
-            break
+            break  # done, or the same input failed again
         for path in new:
             result.crashes.append(f"{path.name}: {_failure(log)}")
     return result
+
+
+def _artifacts(target: str) -> set[Path]:
+    """The failing inputs libFuzzer saved for ``target`` so far."""
+    return {p for kind in ("crash", "oom", "timeout") for p in (OUT / target).glob(f"{kind}-*")}
 
 
 def _stat(log: str, pattern: str) -> int | None:
@@ -243,7 +265,7 @@ def _failure(log: str) -> str:
     lines = [
         line
         for line in log.splitlines()
-        if re.match(r"^\w*(Error|Exception)\b", line) or "DEADLY SIGNAL" in line
+        if re.match(r"^\w*(Error|Exception)\b", line) or "deadly signal" in line.lower()
     ]
     return lines[-1] if lines else "see last.log"
 

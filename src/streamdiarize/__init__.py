@@ -36,6 +36,7 @@ from .transcribers import Transcriber, TranscriberStream
 from .transcribers.azure import AzureCredentials, AzureTranscriber
 from .transcribers.local import LocalTranscriber
 
+#: The package version (PEP 440).
 __version__ = "0.1.0"
 
 # A library logs, the application decides where it goes (no "No handlers" fallback to stderr).

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import abc
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import ClassVar
 
@@ -75,15 +75,15 @@ def _to_float32(samples: np.ndarray) -> NDArray[np.float32]:
     return out
 
 
-def _downmix(planes: NDArray[np.float32]) -> Mono:
-    """Average ``[channel, frame]`` planes to one float32 channel."""
+def _downmix(planes: Sequence[NDArray[np.float32]] | NDArray[np.float32]) -> Mono:
+    """Average channel planes (a ``[channel, frame]`` array or a list) to one float32 channel."""
     mono: Mono
-    if planes.shape[0] == 1:
+    if len(planes) == 1:
         mono = planes[0]
-    elif planes.shape[0] == 2:  # the common case: an add beats a strided reduction ≈ 3×
+    elif len(planes) == 2:  # the common case: an add beats a strided reduction ≈ 3×
         mono = (planes[0] + planes[1]) * np.float32(0.5)
     else:
-        mono = planes.mean(axis=0, dtype=np.float32)
+        mono = np.mean(planes, axis=0, dtype=np.float32)
     return mono
 
 
@@ -117,8 +117,8 @@ class AVDecoder(Decoder):
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     @staticmethod
-    def _planes(frame: av.AudioFrame) -> NDArray[np.float32]:
-        """The frame as ``[channel, frame]`` float32.
+    def _planes(frame: av.AudioFrame) -> list[NDArray[np.float32]]:
+        """The frame's channels as float32 arrays (the sum of two needs no stacked copy).
 
         Planar frames are read plane by plane up to the channel count: PyAV's
         ``frame.planes`` (and so ``to_ndarray()``) walks FFmpeg's ``extended_data`` until a
@@ -127,18 +127,17 @@ class AVDecoder(Decoder):
         """
         channels = len(frame.layout.channels)
         if frame.format.is_packed:
-            array: np.ndarray = frame.to_ndarray().reshape(-1, channels).T
-        else:
-            dtype = np.dtype(_SAMPLE_DTYPES[frame.format.name])
-            array = np.stack(
-                [
-                    np.frombuffer(
-                        memoryview(AudioPlane(frame, i)), dtype=dtype, count=frame.samples
-                    )
-                    for i in range(channels)
-                ]
+            return list(_to_float32(frame.to_ndarray().reshape(-1, channels).T))
+        dtype = np.dtype(_SAMPLE_DTYPES[frame.format.name])
+        planes = [
+            _to_float32(
+                np.frombuffer(memoryview(AudioPlane(frame, i)), dtype=dtype, count=frame.samples)
             )
-        return _to_float32(array)
+            for i in range(channels)
+        ]
+        if channels == 1 and planes[0].base is not None:
+            planes[0] = planes[0].copy()  # not a view of the frame's buffer
+        return planes
 
     def decode(self, packet: bytes) -> Mono:
         if not packet:

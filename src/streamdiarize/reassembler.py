@@ -56,6 +56,9 @@ DEFAULT_MAX_FEED_SECONDS = 600.0
 #: Decoded packets resampled together (bounds the float32 held at the decoder's rate).
 _RESAMPLE_BATCH = 64
 
+#: Far beyond real audio (full scale is 1.0), far below float32 overflow in the resampler.
+_MAX_AMPLITUDE = np.float32(1e6)
+
 PCM = NDArray[np.int16]
 _EMPTY_PCM: PCM = np.zeros(0, dtype=np.int16)
 _EMPTY_PCM.setflags(write=False)
@@ -340,11 +343,16 @@ class ChunkReassembler:
     def _resample_pending(
         self, pending: list[NDArray[np.float32]], out: list[NDArray[np.float32]]
     ) -> None:
-        """Resample queued same-rate audio in one soxr call (fewer calls than packets)."""
+        """Resample queued same-rate audio in one soxr call (fewer calls than packets).
+
+        Samples are clipped to ±:data:`_MAX_AMPLITUDE` first: finite but huge floats (3e38)
+        would overflow the filter to inf and NaN, and NaN has no int16 value.
+        """
         if not pending or self._resampler is None:
             return
         audio = pending[0] if len(pending) == 1 else np.concatenate(pending)
         pending.clear()
+        audio = np.clip(audio, -_MAX_AMPLITUDE, _MAX_AMPLITUDE)
         out.append(self._resampler.process(audio))
 
     def _flush_resampler_into(self, out: list[NDArray[np.float32]]) -> None:

@@ -9,7 +9,14 @@ __all__ = ["Segment", "Word"]
 
 @dataclass(frozen=True, slots=True)
 class Word:
-    """One recognised word with its timing (seconds from the start of the client's stream)."""
+    """One recognised word with its timing (seconds from the start of the client's stream).
+
+    Attributes:
+        text: the word as the backend spells it (Azure: the lexical form, lower case).
+        offset: start, in seconds from the start of the client's stream.
+        duration: length in seconds.
+        confidence: the backend's confidence in [0, 1], when it gives one.
+    """
 
     text: str
     offset: float

@@ -7,8 +7,9 @@ One session per client connection::
         await session.send(message)              async for segment in session: ...
 
 Audio flows ``send() -> ChunkReassembler -> TranscriberStream``; results flow back through a
-:class:`SegmentSink` into an in-loop queue that ``async for`` drains. Backpressure sits on the
-input side: when the consumer falls ``max_pending_segments`` behind, ``send()`` waits.
+:class:`~streamdiarize.transcribers.SegmentSink` into an in-loop queue that ``async for``
+drains. Backpressure sits on the input side: when the consumer falls ``max_pending_segments``
+behind, ``send()`` waits.
 """
 
 from __future__ import annotations
@@ -105,8 +106,8 @@ class TranscriptionSession:
     """Streams one client's audio to a transcriber and yields its segments.
 
     Args:
-        transcriber: the backend; ``None`` picks Azure when ``SPEECH_KEY`` and
-            ``SPEECH_REGION`` are set, else the embedded local engine.
+        transcriber: the backend; ``None``: Azure when ``SPEECH_KEY`` and a location
+            (``SPEECH_REGION``, ``_ENDPOINT`` or ``_HOST``) are set, else the local engine.
         format: the client's audio format when known (see :class:`AudioFormat`).
         mime: the client's ``MediaRecorder.mimeType`` or ``audio/pcm;rate=...`` string.
         sample_rate: rate of raw frames when neither ``format`` nor ``mime`` gives it.

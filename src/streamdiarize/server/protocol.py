@@ -17,8 +17,8 @@ Client to server::
 * Unknown fields are ignored, so newer clients work with older servers.
 * A MediaRecorder ``stop()``/``start()`` on the same socket needs no message: the new stream
   header in the bytes is enough.
-* ``stop`` asks for the last results: the server sends them, then ``end``, then closes with
-  1000. Closing the socket instead drops results still in flight.
+* ``stop`` asks for the last results: the server sends them, then ``end``, then closes (code
+  1000). Closing the socket instead drops results still in flight.
 
 Server to client::
 

@@ -69,7 +69,13 @@ class TurnInfo:
 
 @dataclass(frozen=True, slots=True)
 class WordTiming:
-    """One word of a phrase; times are seconds from the start of the turn's audio."""
+    """One word of a phrase; times are seconds from the start of the turn's audio.
+
+    Attributes:
+        text: the word.
+        offset: start, in seconds from the start of the turn's audio.
+        duration: length in seconds.
+    """
 
     text: str
     offset: float
@@ -78,7 +84,15 @@ class WordTiming:
 
 @dataclass(frozen=True, slots=True)
 class Hypothesis:
-    """An interim result (``speech.hypothesis``); times in seconds from the turn's start."""
+    """An interim result (``speech.hypothesis``); times in seconds from the turn's start.
+
+    Attributes:
+        text: the hypothesis so far.
+        offset: start, in seconds from the start of the turn's audio.
+        duration: length in seconds.
+        speaker: the speaker id sent (``"Guest-1"``, or ``"Unknown"`` while undecided).
+        language: the detected locale reported, or ``None``.
+    """
 
     text: str
     offset: float
@@ -92,6 +106,13 @@ class Phrase:
     """A final result (``speech.phrase``); times in seconds from the turn's start.
 
     Attributes:
+        text: the display text (empty for ``NoMatch``).
+        offset: start, in seconds from the start of the turn's audio.
+        duration: length in seconds.
+        speaker: the speaker id sent (``"Guest-1"``, …, or ``"Unknown"``).
+        language: the detected locale reported, or ``None``.
+        words: word timings of the detailed result (their texts form its lexical text).
+        confidence: the phrase's confidence (per word too, when the client asks for it).
         problem: why the audio was not recognised; the service answers ``NoMatch`` and
             records it in ``FakeSpeechService.audio_problems``.
     """
@@ -209,6 +230,11 @@ class ScriptedPhrase:
     """One phrase of a script; times are seconds from the start of the client's stream.
 
     Attributes:
+        text: what the service answers for this span.
+        start: where the phrase's speech starts in the client's stream, in seconds.
+        end: where it ends, in seconds.
+        speaker: the speaker id the service reports (``"Guest-1"``, ``"Guest-2"``, …).
+        language: the locale reported as detected, or ``None``.
         words: ``(word, start, end)`` triples; by default the words of ``text`` spread over
             ``[start, end]`` in proportion to their length.
     """
@@ -249,7 +275,7 @@ class ScriptedRecognizer:
         check_audio: run :func:`speech_problem` (turn off to accept any audio).
         reference: the client's whole stream as 16 kHz int16, when known. A turn that starts
             at audio offset 0 is then located in it by cross-correlating its first
-            :data:`ALIGN_SECONDS`, so a brand-new session that re-sends audio from the middle
+            3 s (``ALIGN_SECONDS``), so a brand-new session that re-sends audio from the middle
             of the stream (a client's own reconnect) is answered from the right place.
     """
 

@@ -57,6 +57,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from .._exceptions import ConfigurationError
+from .._redact import redact_secrets
 from ._recognizers import (
     SAMPLE_RATE,
     Hypothesis,
@@ -93,6 +94,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger("streamdiarize.testing")
+redact_secrets(logger)  # websockets logs the client's key with the headers at DEBUG
 
 #: WebSocket paths the service answers; ``/speech/universal/v2`` is the one the SDK uses for
 #: conversation transcription, the others serve ``SpeechRecognizer``.
@@ -119,7 +121,15 @@ MalformedKind = Literal["bad_json", "no_path", "unknown_path", "foreign_request_
 class Fault:
     """A failure injected on one connection attempt; build with the class methods.
 
-    ``after`` counts seconds of audio received on that connection.
+    Attributes:
+        kind: what happens: an HTTP refusal of the upgrade, a close frame, a TCP abort, a
+            stall, a malformed message, or an early end of the turn.
+        status: the HTTP status of an ``"http"`` fault.
+        close_code: the close code of a ``"close"`` fault.
+        reason: the close reason of a ``"close"`` fault.
+        after: seconds of audio received on that connection before the fault.
+        duration: how long a ``"stall"`` lasts, in seconds.
+        malformed: which broken message a ``"malformed"`` fault sends.
     """
 
     kind: FaultKind
@@ -212,10 +222,14 @@ class TurnRecord:
     """One turn: a ``speech.context`` and the audio that followed it.
 
     Attributes:
+        index: position of the turn on its connection.
+        request_id: the turn's ``X-RequestId``.
+        speech_context: the ``speech.context`` JSON that opened the turn.
         audio_offset: where this turn's audio starts in the client's stream, in seconds
             (the context's ``speakerDiarization.audioOffsetMS``).
         wave_format: the RIFF header of the first audio message, if it had one.
         ended: the client sent its empty end-of-audio message.
+        pcm: the PCM received in this turn (:attr:`audio` returns a copy).
     """
 
     index: int
@@ -249,7 +263,8 @@ class ConnectionRecord:
         messages_sent: every well-formed message the service sent.
         closed_by: who closed the WebSocket first: ``"service"`` or ``"client"``.
         close_code: the code in that side's close frame (1006: the TCP connection dropped
-            without one); ``close_reason`` its reason.
+            without one).
+        close_reason: the reason in that close frame.
     """
 
     index: int

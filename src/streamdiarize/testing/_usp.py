@@ -89,7 +89,14 @@ class UspMessage:
 
 @dataclass(frozen=True, slots=True)
 class WaveFormat:
-    """The ``fmt `` chunk of a RIFF/WAVE header."""
+    """The ``fmt `` chunk of a RIFF/WAVE header.
+
+    Attributes:
+        format_tag: 1 for integer PCM, 3 for IEEE float.
+        channels: interleaved channels.
+        sample_rate: frames per second.
+        bits_per_sample: bits of one sample.
+    """
 
     format_tag: int
     channels: int

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..._exceptions import ConfigurationError
 from .._base import SAMPLE_RATE, SegmentSink, Transcriber, TranscriberStream
-from ._credentials import AzureCredentials, mask_secret
+from ._credentials import AzureCredentials, mask_secret, set_recognizer_token
 from ._source import AudioSource
 from ._stream import AzureStream
 
@@ -23,9 +23,14 @@ class AzureTranscriber(Transcriber):
     Args:
         languages: BCP-47 locales. One: recognise that language. Several (up to 10): continuous
             language identification among them; each segment carries the detected language.
-        key, region, endpoint, host, auth_token, token_provider, token_credential: see
-            :class:`AzureCredentials`; unset ones come from ``SPEECH_KEY``, ``SPEECH_REGION``,
-            ``SPEECH_ENDPOINT``, ``SPEECH_HOST``.
+        key: the Speech resource key; default ``SPEECH_KEY`` (ignored when a token is given).
+        region: the resource's region, e.g. ``"westeurope"``; default ``SPEECH_REGION``.
+        endpoint: a ``wss://`` endpoint URL instead of a region; default ``SPEECH_ENDPOINT``.
+        host: ``wss://host`` or ``ws://127.0.0.1:PORT`` instead of a region; default
+            ``SPEECH_HOST``.
+        auth_token: a bearer token instead of the key (see :class:`AzureCredentials`).
+        token_provider: a callable returning a fresh token, for sessions that outlive one.
+        token_credential: an ``azure.core`` ``TokenCredential`` (needs ``endpoint``).
         word_timestamps: ask for word-level timings (detailed output).
         diarize_interim: speaker ids on interim results too (when interim results are asked).
         phrases: a phrase list that biases recognition towards these words and names.
@@ -47,6 +52,12 @@ class AzureTranscriber(Transcriber):
             turns the watchdog off.
         segmentation_silence_ms: silence that ends a phrase (service default ≈ 500 ms).
         properties: extra SDK properties by name (``SpeechConfig.set_property_by_name``).
+
+    Attributes:
+        credentials: where the service is and how to authenticate (secrets masked in
+            ``repr()``).
+        token_refresh_seconds: how often a live recognizer gets a new token from
+            ``token_provider`` (8 minutes; Entra ID tokens live about 10).
 
     Raises:
         ConfigurationError: missing credentials or location, or a bad option value.
@@ -221,7 +232,7 @@ class AzureTranscriber(Transcriber):
         )
         c = self.credentials
         if token and (c.host or c.endpoint) and c.token_credential is None:
-            recognizer.authorization_token = token
+            set_recognizer_token(recognizer, token)
         if self.phrases:
             grammar = speechsdk.PhraseListGrammar.from_recognizer(recognizer)
             for phrase in self.phrases:

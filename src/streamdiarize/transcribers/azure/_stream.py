@@ -35,6 +35,7 @@ from ..._exceptions import (
 )
 from ...segment import Segment
 from .._base import SAMPLE_RATE, SegmentSink, TranscriberStream
+from ._credentials import set_recognizer_token
 from ._results import error_from_cancellation, is_retryable, segment_from_result
 from ._source import AudioSource
 
@@ -428,4 +429,4 @@ class AzureStream(TranscriberStream):
             await asyncio.sleep(self._settings.token_refresh_seconds)
             token = await asyncio.to_thread(provider)
             if self._connection is not None:
-                self._connection.recognizer.authorization_token = token
+                set_recognizer_token(self._connection.recognizer, token)

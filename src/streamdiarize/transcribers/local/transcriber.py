@@ -283,6 +283,9 @@ class LocalTranscriber(Transcriber):
         interim_interval: seconds of new audio between interim hypotheses, when asked for.
         max_buffered: seconds of audio a stream queues before ``write()`` waits.
 
+    Attributes:
+        settings: the engine configuration built from these arguments.
+
     Raises:
         BackendUnavailableError: the ``local`` extra is not installed.
         ConfigurationError: an invalid setting.
