@@ -76,7 +76,6 @@ def serve(port: int, emulator: str, max_sessions: int, backend: str) -> None:
     from starlette.responses import JSONResponse, Response
 
     from streamdiarize.server import Engine, ServerSettings, _handler, create_app, run
-    from streamdiarize.server._engines import _NO_THROTTLE
     from streamdiarize.session import TranscriptionSession
     from streamdiarize.transcribers.azure import AzureTranscriber
 
@@ -144,9 +143,7 @@ def serve(port: int, emulator: str, max_sessions: int, backend: str) -> None:
     if backend == "null":
         engine = Engine("null", "PCM dropped", _NullTranscriber())
     else:
-        transcriber = AzureTranscriber(
-            ["en-US"], host=emulator, key="emulator", properties=_NO_THROTTLE
-        )
+        transcriber = AzureTranscriber(["en-US"], host=emulator, key="emulator", pace_audio=False)
         engine = Engine("fake", "Azure SDK → emulator process", transcriber, emulated=True)
     settings = ServerSettings(max_sessions=max_sessions, idle_timeout=60.0)
     app = create_app(engine, settings)

@@ -306,8 +306,7 @@ def public_names() -> list[tuple[str, str]]:
     """``(public path, canonical path)`` of every name in the public ``__all__`` lists.
 
     The canonical path is where a class or function is defined (``streamdiarize.resample``
-    the module and ``streamdiarize.resample`` the function share a public path); other
-    values keep their public path.
+    is ``streamdiarize.resampling.resample``); other values keep their public path.
     """
     names = []
     for module_name in PUBLIC_MODULES:

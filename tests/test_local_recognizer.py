@@ -26,7 +26,6 @@ from streamdiarize.transcribers.local import recognize
 
 CAPTURES = Path(__file__).parent / "data" / "captures"
 UTTERANCES = json.loads((CAPTURES / "dialog.json").read_text())["utterances"]
-FAST = {"SPEECH-TransmitLengthBeforeThrottleMs": "100000000"}  # lift the SDK's 2x pacing
 GUESTS = {"spk1": "Guest-1", "spk2": "Guest-2", "spk3": "Guest-3"}
 WAV = (CAPTURES / "dialog.wav").read_bytes()
 _LEXICAL = re.compile(r"[a-z0-9']+")
@@ -45,7 +44,7 @@ def reference() -> list[sd.Segment]:
 async def transcribe(
     service: FakeSpeechService, data: bytes, *, interim: bool = False
 ) -> list[sd.Segment]:
-    transcriber = sd.AzureTranscriber(["en-US"], host=service.host, key="x", properties=FAST)
+    transcriber = sd.AzureTranscriber(["en-US"], host=service.host, key="x", pace_audio=False)
     async with sd.TranscriptionSession(transcriber, interim_results=interim) as session:
         collected = asyncio.create_task(session.segments())
         for i in range(0, len(data), 3200):  # 100 ms of 16 kHz int16 per message

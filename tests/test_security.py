@@ -39,7 +39,6 @@ WRONG_KEY = "0b1d5e9a" * 4
 AZURE_TOKEN = "eyJhbGciOi.JSUzI1NiIsInR5cCI6.IkpXVCJ9-bearer-0451"
 SERVER_TOKEN = "srv-token-5f4dcc3b5aa765d61d83"
 SECRETS = (AZURE_KEY, WRONG_KEY, AZURE_TOKEN, SERVER_TOKEN)
-NO_PACING = {"SPEECH-TransmitLengthBeforeThrottleMs": "100000000"}
 PCM16 = "audio/pcm;rate=16000;encoding=int16"
 A = capture_messages("A")
 
@@ -124,7 +123,7 @@ def test_azure_secrets_stay_out_of_logs_sdk_log_reprs_and_errors(
     recognizer = ScriptedRecognizer.from_utterances(DIALOG)
     with FakeSpeechService(recognizer, key=secret) as service:
         good = AzureTranscriber(
-            ["en-US"], host=service.host, log_file=str(sdk_log), properties=NO_PACING,
+            ["en-US"], host=service.host, log_file=str(sdk_log), pace_audio=False,
             **{credential: secret},
         )  # fmt: skip
         segments = asyncio.run(_stream(good))
@@ -155,7 +154,7 @@ def test_server_never_shows_the_azure_key_or_its_own_token(all_logs: Records) ->
     token travels (subprotocol or ``Authorization``): its value must be redacted there."""
     recognizer = ScriptedRecognizer.from_utterances(DIALOG)
     with FakeSpeechService(recognizer, key=AZURE_KEY) as service:
-        good = AzureTranscriber(["en-US"], host=service.host, key=AZURE_KEY, properties=NO_PACING)
+        good = AzureTranscriber(["en-US"], host=service.host, key=AZURE_KEY, pace_audio=False)
         bad = AzureTranscriber(["en-US"], host=service.host, key=WRONG_KEY)
         settings = ServerSettings(token=SERVER_TOKEN)
         shown: list[str] = []

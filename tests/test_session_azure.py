@@ -20,7 +20,6 @@ from _feeding import CAPTURES, capture_dir, capture_messages
 from streamdiarize.testing import FakeSpeechService, ScriptedPhrase, ScriptedRecognizer
 from streamdiarize.transcribers.azure import AzureTranscriber
 
-FAST = {"SPEECH-TransmitLengthBeforeThrottleMs": "100000000"}  # lift the SDK's 2× pacing
 SPEAKERS = {"spk1": "Guest-1", "spk2": "Guest-2", "spk3": "Guest-3"}
 UTTERANCES = json.loads((CAPTURES / "dialog.json").read_text())["utterances"]
 
@@ -83,7 +82,7 @@ async def test_capture_modes_give_the_scripted_segments(letter: str) -> None:
     """WebM/Opus, Ogg/Opus, float32 and int16 frames: speaker, language, text, offsets ±50 ms."""
     recognizer, phrases = _script(letter)
     with FakeSpeechService(recognizer) as svc:
-        transcriber = AzureTranscriber(["en-US"], host=svc.host, key="test-key", properties=FAST)
+        transcriber = AzureTranscriber(["en-US"], host=svc.host, key="test-key", pace_audio=False)
         segments = await _transcribe(transcriber, capture_messages(letter), _mime(letter))
         assert not svc.audio_problems, svc.audio_problems
     assert [s.text for s in segments] == [p.text for p in phrases]
@@ -104,7 +103,7 @@ async def test_webm_bytes_pushed_as_pcm_are_caught_by_the_emulator() -> None:
     """The original bug: container bytes pushed as PCM give no text, and the emulator says why."""
     recognizer, _ = _script("A")
     with FakeSpeechService(recognizer) as svc:
-        transcriber = AzureTranscriber(["en-US"], host=svc.host, key="test-key", properties=FAST)
+        transcriber = AzureTranscriber(["en-US"], host=svc.host, key="test-key", pace_audio=False)
         # Declaring the WebM bytes as raw int16 makes the library push them as PCM, unchanged.
         segments = await _transcribe(
             transcriber, capture_messages("A"), "audio/pcm;rate=16000;encoding=int16"
@@ -116,7 +115,7 @@ async def test_webm_bytes_pushed_as_pcm_are_caught_by_the_emulator() -> None:
 async def test_interim_results_are_opt_in_and_precede_their_final() -> None:
     recognizer, phrases = _script("A")
     with FakeSpeechService(recognizer) as svc:
-        transcriber = AzureTranscriber(["en-US"], host=svc.host, key="test-key", properties=FAST)
+        transcriber = AzureTranscriber(["en-US"], host=svc.host, key="test-key", pace_audio=False)
         without = await _transcribe(transcriber, capture_messages("A"), _mime("A"))
         with_interim = await _transcribe(
             transcriber, capture_messages("A"), _mime("A"), interim=True
@@ -146,7 +145,7 @@ async def test_language_identification_reports_each_phrase_language() -> None:
     ]
     with FakeSpeechService(ScriptedRecognizer(phrases)) as svc:
         transcriber = AzureTranscriber(
-            ["en-US", "es-ES"], host=svc.host, key="test-key", properties=FAST
+            ["en-US", "es-ES"], host=svc.host, key="test-key", pace_audio=False
         )
         segments = await _transcribe(transcriber, capture_messages("A"), _mime("A"))
         context = svc.connections[0].speech_context
@@ -159,7 +158,7 @@ async def test_restart_mid_connection_keeps_offsets_monotonic() -> None:
     """B: MediaRecorder stop()/start() at 10 s; the phrases after it keep their stream times."""
     recognizer, phrases = _script("B")
     with FakeSpeechService(recognizer) as svc:
-        transcriber = AzureTranscriber(["en-US"], host=svc.host, key="test-key", properties=FAST)
+        transcriber = AzureTranscriber(["en-US"], host=svc.host, key="test-key", pace_audio=False)
         segments = await _transcribe(transcriber, capture_messages("B"), _mime("B"))
     assert [s.text for s in segments] == [p.text for p in phrases]
     offsets = [s.offset for s in segments]
@@ -172,7 +171,7 @@ async def test_close_drains_the_last_phrase() -> None:
     """The last phrase ends 0.3 s before the audio does; close() must wait for it."""
     recognizer, phrases = _script("A")
     with FakeSpeechService(recognizer) as svc:
-        transcriber = AzureTranscriber(["en-US"], host=svc.host, key="test-key", properties=FAST)
+        transcriber = AzureTranscriber(["en-US"], host=svc.host, key="test-key", pace_audio=False)
         session = sd.TranscriptionSession(transcriber, mime=_mime("A"))
         await session.start()
         for message in capture_messages("A"):
@@ -226,7 +225,7 @@ async def test_slow_consumer_makes_send_wait_instead_of_buffering() -> None:
     ]
     messages = [stream[i : i + 1600].tobytes() for i in range(0, len(stream), 1600)]
     with FakeSpeechService(ScriptedRecognizer(phrases)) as svc:
-        transcriber = AzureTranscriber(["en-US"], host=svc.host, key="k", properties=FAST)
+        transcriber = AzureTranscriber(["en-US"], host=svc.host, key="k", pace_audio=False)
         session = sd.TranscriptionSession(
             transcriber, mime="audio/pcm;rate=16000;encoding=int16", max_pending_segments=2
         )
@@ -263,7 +262,7 @@ async def test_slow_consumer_makes_send_wait_instead_of_buffering() -> None:
 async def test_send_waiting_when_the_session_closes_gets_a_clear_error(
     service: FakeSpeechService,
 ) -> None:
-    transcriber = AzureTranscriber(["en-US"], host=service.host, key="k", properties=FAST)
+    transcriber = AzureTranscriber(["en-US"], host=service.host, key="k", pace_audio=False)
     session = sd.TranscriptionSession(
         transcriber, mime="audio/pcm;rate=16000;encoding=int16", max_pending_segments=1
     )

@@ -22,7 +22,6 @@ from streamdiarize.testing import FakeSpeechService, Fault, ScriptedRecognizer
 from streamdiarize.transcribers.azure import AzureTranscriber
 
 UTTERANCES = json.loads((CAPTURES / "dialog.json").read_text())["utterances"]
-FAST = {"SPEECH-TransmitLengthBeforeThrottleMs": "100000000"}  # lift the SDK's 2× pacing
 
 with wave.open(str(CAPTURES / "dialog.wav")) as _w:
     DIALOG = np.frombuffer(_w.readframes(_w.getnframes()), dtype=np.int16)
@@ -42,7 +41,7 @@ async def _run(
     error: BaseException | None = None
     with FakeSpeechService(recognizer, faults=faults) as svc:
         transcriber = AzureTranscriber(
-            ["en-US"], host=svc.host, key="k", properties=FAST, **options
+            ["en-US"], host=svc.host, key="k", pace_audio=False, **options
         )
         session = sd.TranscriptionSession(transcriber, mime="audio/pcm;rate=16000;encoding=int16")
         try:
@@ -177,3 +176,28 @@ async def test_rejected_credentials_fail_at_start_before_any_audio() -> None:
         await session.close()  # does not raise; iteration reports the error again
         with pytest.raises(sd.AuthenticationError):
             await session.__anext__()
+
+
+async def test_unanswered_audio_is_bounded_by_what_a_reconnect_can_replay() -> None:
+    """A service that stops answering: send() waits at max_replay_seconds of unanswered audio,
+    so everything the SDK may drop can still be re-sent; after recovery nothing is missing."""
+    recognizer = ScriptedRecognizer.from_utterances(UTTERANCES, reference=DIALOG)
+    with FakeSpeechService(recognizer, faults=[Fault.stall(after=4.5, duration=60.0)]) as svc:
+        transcriber = AzureTranscriber(
+            ["en-US"],
+            host=svc.host,
+            key="k",
+            pace_audio=False,
+            max_replay_seconds=6.0,
+            stall_timeout=2.0,
+        )
+        async with sd.TranscriptionSession(
+            transcriber, mime="audio/pcm;rate=16000;encoding=int16"
+        ) as session:
+            collected = asyncio.create_task(session.segments())
+            for message in _messages():  # without that bound, the audio sent into the stall
+                await session.send(message)  # beyond 6 s could not be replayed: phrases lost
+            await session.close()
+            segments = await collected
+        assert len(svc.connections) >= 2  # the stall was detected and the audio replayed
+    _assert_prefix_of_the_dialog(segments, complete=True)

@@ -29,7 +29,7 @@ from ._exceptions import (
 )
 from .formats import AudioFormat, Container, SampleFormat, detect_format
 from .reassembler import ChunkReassembler
-from .resample import Resampler, resample
+from .resampling import Resampler, resample
 from .segment import Segment, Word
 from .session import TranscriptionSession
 from .transcribers import Transcriber, TranscriberStream

@@ -44,7 +44,7 @@ from .formats import (
     parse_mime,
     with_raw_defaults,
 )
-from .resample import Resampler
+from .resampling import Resampler
 
 __all__ = ["DEFAULT_MAX_FEED_SECONDS", "ChunkReassembler"]
 

@@ -39,7 +39,7 @@ from .transcribers import SAMPLE_RATE, Transcriber, TranscriberStream
 __all__ = ["TranscriptionSession"]
 
 #: Chunks larger than this are decoded in a worker thread so the event loop stays responsive.
-LARGE_CHUNK_BYTES = 256 * 1024
+LARGE_CHUNK_BYTES = 64 * 1024
 
 
 class _End:

@@ -362,7 +362,7 @@ def open_transcriber(
             engine does not have.
         BackendUnavailableError: ``local``/``fake`` without the ``local`` extra.
     """
-    from .server._engines import _NO_THROTTLE, default_engine_name
+    from .server._engines import default_engine_name
 
     name = engine or default_engine_name()
     if name not in ENGINES:
@@ -395,4 +395,4 @@ def open_transcriber(
         LocalSettings(max_speakers=max_speakers), locale=locales[0], interim=interim_results
     )
     with FakeSpeechService(recognizer) as service:
-        yield AzureTranscriber(locales, host=service.host, key="emulator", properties=_NO_THROTTLE)
+        yield AzureTranscriber(locales, host=service.host, key="emulator", pace_audio=False)

@@ -19,7 +19,6 @@ __all__ = ["ENGINES", "Engine", "default_engine_name", "open_engine"]
 ENGINES = ("azure", "local", "fake")
 
 #: Lifts the Azure SDK's pacing (5 s at once, then 2x real time) for the local emulator.
-_NO_THROTTLE = {"SPEECH-TransmitLengthBeforeThrottleMs": "100000000"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +105,7 @@ def _emulated_engine(
         kind = "scripted phrases"
     with FakeSpeechService(recognizer) as service:
         transcriber = AzureTranscriber(
-            languages, host=service.host, key="emulator", properties=_NO_THROTTLE
+            languages, host=service.host, key="emulator", pace_audio=False
         )
         label = f"Azure SDK → FakeSpeechService ({kind}): no real speech recognition"
         yield Engine("fake", label, transcriber, emulated=True, emulator=service)

@@ -46,6 +46,9 @@ def uvicorn_config(
         "server_header": False,
         "proxy_headers": False,
         "timeout_graceful_shutdown": 5,
+        # Connections past this get HTTP 503 before any handler runs: silent or half-open
+        # sockets (slowloris) cannot pile up without bound behind the session limit.
+        "limit_concurrency": 4 * settings.max_sessions + 16,
     }
     values.update(options)
     return uvicorn.Config(app, **values)

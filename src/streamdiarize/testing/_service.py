@@ -58,6 +58,7 @@ from websockets.protocol import State
 
 from .._exceptions import ConfigurationError
 from .._redact import redact_secrets
+from ..transcribers.azure import NO_PACING
 from ._recognizers import (
     SAMPLE_RATE,
     Hypothesis,
@@ -448,7 +449,8 @@ class FakeSpeechService:
 
         config = speechsdk.SpeechConfig(host=self.host, subscription=self.key or "fake-key")
         if not throttle:
-            config.set_property_by_name("SPEECH-TransmitLengthBeforeThrottleMs", "100000000")
+            for name, value in NO_PACING.items():
+                config.set_property_by_name(name, value)
         return config
 
     async def _open(self) -> None:

@@ -14,6 +14,9 @@ from ._stream import AzureStream
 __all__ = ["AzureCredentials", "AzureTranscriber"]
 
 _PROFANITY = ("masked", "removed", "raw")
+
+#: The SDK property that lifts its send pacing (measured: 66 s of audio in 0.36 s, not 30 s).
+NO_PACING = {"SPEECH-TransmitLengthBeforeThrottleMs": "100000000"}
 _PASSTHROUGH_FORMATS = {"ogg": "OGG_OPUS", "any": "ANY", "mp3": "MP3", "flac": "FLAC"}
 
 
@@ -41,7 +44,9 @@ class AzureTranscriber(Transcriber):
             here and push 16 kHz PCM, which needs nothing else.
         passthrough_format: ``"any"`` (WebM and others) or ``"ogg"`` (Ogg/Opus).
         max_reconnects: fresh connections tried after the SDK's own retries give up.
-        max_replay_seconds: audio kept for re-sending after a reconnect.
+        max_replay_seconds: audio kept for re-sending after a reconnect; also the most audio
+            that may go unanswered by the service before ``send()`` waits (the SDK gives up
+            at about 66 s of unanswered audio).
         max_buffered_seconds: audio that may wait for the SDK to read it before
             ``send()`` waits (backpressure from a slow or stalled service).
         finish_timeout: seconds to wait for the service's last results on close.
@@ -51,6 +56,9 @@ class AzureTranscriber(Transcriber):
             waits counts as a lost connection (the SDK reports no stall itself); ``None``
             turns the watchdog off.
         segmentation_silence_ms: silence that ends a phrase (service default ≈ 500 ms).
+        pace_audio: keep the SDK's own pacing (the first 5 s of audio at once, then twice
+            real time), right for live streams. ``False`` sends audio as fast as the connection
+            allows: for files, batch jobs and tests.
         properties: extra SDK properties by name (``SpeechConfig.set_property_by_name``).
 
     Attributes:
@@ -82,12 +90,13 @@ class AzureTranscriber(Transcriber):
         passthrough: bool = False,
         passthrough_format: str = "any",
         max_reconnects: int = 3,
-        max_replay_seconds: float = 30.0,
+        max_replay_seconds: float = 60.0,
         max_buffered_seconds: float = 10.0,
         finish_timeout: float = 20.0,
         connect_timeout: float = 10.0,
-        stall_timeout: float | None = 30.0,
+        stall_timeout: float | None = 60.0,
         segmentation_silence_ms: int | None = None,
+        pace_audio: bool = True,
         properties: Mapping[str, str] | None = None,
     ) -> None:
         self.credentials = AzureCredentials.resolve(
@@ -123,6 +132,8 @@ class AzureTranscriber(Transcriber):
         self.stall_timeout = stall_timeout
         self.segmentation_silence_ms = segmentation_silence_ms
         self.properties = dict(properties or {})
+        if not pace_audio:
+            self.properties.update(NO_PACING)
         self.token_refresh_seconds = 8 * 60.0
 
     def __repr__(self) -> str:

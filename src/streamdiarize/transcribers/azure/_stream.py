@@ -100,6 +100,7 @@ class AzureStream(TranscriberStream):
         self._samples_written = 0
         self._delivered_until = 0.0  # end (s) of the last final segment delivered
         self._acknowledged = 0.0  # end (s) of the last final result, text or not
+        self._progress = asyncio.Event()  # set when _acknowledged advances or the stream ends
         self._stopped = asyncio.Event()
         self._connected = asyncio.Event()
         self._error: TranscriberError | None = None
@@ -171,6 +172,7 @@ class AzureStream(TranscriberStream):
     async def write(self, pcm: NDArray[np.int16]) -> None:
         if not pcm.size:
             return
+        await self._wait_for_acknowledgement()
         await self._wait_for_room()
         if self._failed or self._closed:
             return
@@ -183,6 +185,20 @@ class AzureStream(TranscriberStream):
         await self._wait_for_room()
         if not (self._failed or self._closed) and self._connection is not None:
             self._connection.source.write(data)
+
+    async def _wait_for_acknowledgement(self) -> None:
+        """Backpressure: never hold more unanswered audio than a reconnect can re-send.
+
+        The SDK keeps unacknowledged audio too, and gives up ("client buffer exceeded") when
+        results stop advancing; audio past ``max_replay_seconds`` could not be replayed then.
+        """
+        limit = self._settings.max_replay_seconds
+        while (
+            self._samples_written / SAMPLE_RATE - self._acknowledged >= limit
+            and not (self._failed or self._closed)
+        ):
+            self._progress.clear()
+            await self._progress.wait()
 
     async def _wait_for_room(self) -> None:
         """Backpressure: wait while the SDK has not read the audio already queued."""
@@ -226,6 +242,7 @@ class AzureStream(TranscriberStream):
         if self._closed:
             return
         self._closed = True
+        self._progress.set()
         for task in (self._reconnecting, self._token_refresh, self._watchdog):
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
@@ -327,6 +344,7 @@ class AzureStream(TranscriberStream):
         self._last_event = self._loop.time()
         if final:
             self._acknowledged = max(self._acknowledged, end)
+            self._progress.set()
             self._forget_until(end)
         if segment is None:
             return
@@ -372,6 +390,7 @@ class AzureStream(TranscriberStream):
     def _fail(self, error: TranscriberError) -> None:
         self._failed = True
         self._error = error
+        self._progress.set()
         self._stopped.set()
         if self._connection is not None:
             self._connection.close_input()  # wakes writers waiting for room
@@ -412,7 +431,8 @@ class AzureStream(TranscriberStream):
                 continue
             waiting = self._samples_written / SAMPLE_RATE - self._acknowledged
             silent_for = self._loop.time() - self._last_event
-            if waiting >= timeout and silent_for >= timeout:
+            # (waiting is capped near max_replay_seconds by the backpressure in write())
+            if silent_for >= timeout and waiting >= timeout / 2:
                 self._handle_cancel(
                     connection.generation,
                     "Error",
