@@ -193,9 +193,8 @@ class AzureStream(TranscriberStream):
         results stop advancing; audio past ``max_replay_seconds`` could not be replayed then.
         """
         limit = self._settings.max_replay_seconds
-        while (
-            self._samples_written / SAMPLE_RATE - self._acknowledged >= limit
-            and not (self._failed or self._closed)
+        while self._samples_written / SAMPLE_RATE - self._acknowledged >= limit and not (
+            self._failed or self._closed
         ):
             self._progress.clear()
             await self._progress.wait()
