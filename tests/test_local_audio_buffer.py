@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamdiarize.transcribers.local.audio_buffer import AudioBuffer
+from streamdiarize._audio_buffer import AudioBuffer
 
 operations = st.lists(
     st.one_of(

@@ -20,12 +20,12 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from .._audio_buffer import AudioBuffer
 from .._exceptions import ConfigurationError
 
 __all__ = [
     "SAMPLE_RATE",
     "Hypothesis",
-    "PcmBuffer",
     "Phrase",
     "Recognizer",
     "Result",
@@ -150,36 +150,6 @@ class Recognizer(Protocol):
 
     def start_turn(self, turn: TurnInfo) -> TurnRecognizer:
         """Begin recognising a new turn."""
-
-
-class PcmBuffer:
-    """A growable int16 sample buffer (amortised doubling, no per-chunk list)."""
-
-    __slots__ = ("_data", "_size")
-
-    def __init__(self) -> None:
-        self._data: NDArray[np.int16] = np.zeros(SAMPLE_RATE, dtype=np.int16)
-        self._size = 0
-
-    def __len__(self) -> int:
-        return self._size
-
-    def append(self, pcm: NDArray[np.int16]) -> None:
-        """Append samples."""
-        end = self._size + len(pcm)
-        if end > len(self._data):
-            grown = np.zeros(max(end, 2 * len(self._data)), dtype=np.int16)
-            grown[: self._size] = self._data[: self._size]
-            self._data = grown
-        self._data[self._size : end] = pcm
-        self._size = end
-
-    def samples(self, start: int = 0, stop: int | None = None) -> NDArray[np.int16]:
-        """A copy of samples ``[start, stop)`` (clipped to what was received)."""
-        data, size = self._data, self._size
-        stop = size if stop is None else min(stop, size)
-        out: NDArray[np.int16] = data[max(0, start) : stop].copy()
-        return out
 
 
 def speech_problem(
@@ -393,7 +363,7 @@ class _ScriptedTurn:
 
     def __init__(self, script: ScriptedRecognizer, base: float) -> None:
         self._script = script
-        self._audio = PcmBuffer()
+        self._audio = AudioBuffer()
         self._pending: list[_Plan] | None = None
         if script.reference is None or base > 0:
             self._place(base)
@@ -413,9 +383,9 @@ class _ScriptedTurn:
         """Place the script once enough audio arrived to find it in the reference."""
         reference = self._script.reference
         assert reference is not None
-        if len(self._audio) < ALIGN_SECONDS * SAMPLE_RATE and not at_end:
+        if self._audio.end < ALIGN_SECONDS * SAMPLE_RATE and not at_end:
             return
-        head = self._audio.samples(0, round(ALIGN_SECONDS * SAMPLE_RATE))
+        head = self._audio.slice(0, round(ALIGN_SECONDS * SAMPLE_RATE))
         self._place(locate(head, reference) or 0.0)
 
     def _advance(self, *, at_end: bool) -> list[Result]:
@@ -423,7 +393,7 @@ class _ScriptedTurn:
             self._align(at_end)
             if self._pending is None:
                 return []
-        now = len(self._audio) / SAMPLE_RATE
+        now = self._audio.end / SAMPLE_RATE
         out: list[Result] = []
         for plan in list(self._pending):
             if now >= plan.end + self._script.latency or (at_end and now > plan.start):
@@ -440,7 +410,7 @@ class _ScriptedTurn:
     def _problem(self, start: float, end: float) -> str | None:
         if not self._script.check_audio:
             return None
-        pcm = self._audio.samples(round(start * SAMPLE_RATE), round(end * SAMPLE_RATE))
+        pcm = self._audio.slice(round(start * SAMPLE_RATE), round(end * SAMPLE_RATE))
         return speech_problem(pcm)
 
     def _hypothesis(self, plan: _Plan, now: float) -> Hypothesis | None:

@@ -56,13 +56,13 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
+from .._audio_buffer import AudioBuffer
 from .._exceptions import ConfigurationError
 from .._redact import redact_secrets
 from ..transcribers.azure import NO_PACING
 from ._recognizers import (
     SAMPLE_RATE,
     Hypothesis,
-    PcmBuffer,
     Phrase,
     Recognizer,
     Result,
@@ -239,12 +239,12 @@ class TurnRecord:
     audio_offset: float
     wave_format: WaveFormat | None = None
     ended: bool = False
-    pcm: PcmBuffer = field(default_factory=PcmBuffer, repr=False)
+    pcm: AudioBuffer = field(default_factory=AudioBuffer, repr=False)
 
     @property
     def audio(self) -> NDArray[np.int16]:
         """The PCM received in this turn (a copy)."""
-        return self.pcm.samples()
+        return self.pcm.slice(0, self.pcm.end)
 
 
 @dataclass(eq=False)
@@ -737,7 +737,7 @@ class _Connection:
         await self.send_results(turn, turn.recognizer.finish())
         # The SDK acknowledges audio in whole milliseconds: an end offset that falls short of
         # the last sample by a fraction of a millisecond makes it open a turn for that rest.
-        end = math.ceil(len(turn.record.pcm) * _TICKS / SAMPLE_RATE / _TICKS_PER_MS) * _TICKS_PER_MS
+        end = math.ceil(turn.record.pcm.end * _TICKS / SAMPLE_RATE / _TICKS_PER_MS) * _TICKS_PER_MS
         await self.send(
             "speech.phrase", {"RecognitionStatus": "EndOfDictation", "Offset": end, "Duration": 0}
         )
@@ -747,9 +747,7 @@ class _Connection:
     async def end_turn(self, turn: _Turn) -> None:
         """End a turn before the client's end of audio; later audio of it is ignored."""
         turn.record.ended = True
-        await self.send(
-            "speech.endDetected", {"Offset": _ticks(len(turn.record.pcm) / SAMPLE_RATE)}
-        )
+        await self.send("speech.endDetected", {"Offset": _ticks(turn.record.pcm.end / SAMPLE_RATE)})
         await self.send("turn.end", {})
 
     async def send_results(self, turn: _Turn, results: Iterable[Result]) -> None:

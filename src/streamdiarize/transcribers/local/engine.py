@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from ..._audio_buffer import AudioBuffer
 from ..._exceptions import ConfigurationError, SessionClosedError
 from ...segment import Segment, Word
 from .asr import WhisperRecognizer
-from .audio_buffer import AudioBuffer
 from .clustering import DEFAULT_THRESHOLD, SpeakerClustering
 from .embedding import SpeakerEncoder
 from .vad import SpeechEnded, SpeechStarted, VadEvent, VadOptions, VoiceActivityDetector
