@@ -22,8 +22,9 @@ close 1002                         at once: Error, ``ConnectionFailure``
 TCP drop, close 1000/1008/1011     silent reconnect after ~0.27 s; the new socket gets a new
                                    ``speech.context`` and the audio after the last final
                                    phrase; 5 failures in a row without a new final phrase:
-                                   ``ConnectionFailure`` "WS_ERROR_UNDERLYING_IO_ERROR" (TCP) or
-                                   ``ServiceError`` "Error code: 1011" ; no limit while phrases
+                                   ``ConnectionFailure`` "WS_ERROR_UNDERLYING_IO_ERROR" or
+                                   "Failure while sending a frame" (TCP: read or write first),
+                                   or ``ServiceError`` "Error code: 1011"; no limit while phrases
                                    advance
 stall                              waits (25 s tested) and carries on; ``stop_transcribing``
                                    during a stall: ``ServiceTimeout`` "Timeout while waiting for
