@@ -93,18 +93,7 @@ class ByteBuffer:
             LimitExceededError: ``n`` exceeds ``max_buffered``.
             CorruptStreamError: end of stream (``eof``) came first.
         """
-        if n > self.max_buffered:
-            raise LimitExceededError(
-                f"{what} of {n} bytes at offset {self.offset} exceeds the buffer limit "
-                f"of {self.max_buffered} bytes"
-            )
-        while len(self) < n:
-            if self.eof:
-                raise CorruptStreamError(
-                    f"stream ends inside a {what} at offset {self.offset}: "
-                    f"{len(self)} of {n} bytes present"
-                )
-            yield
+        yield from self.ensure(n, what)
         return self._take(n)
 
     def skip(self, n: int, what: str = "element") -> Generator[None, None, None]:
