@@ -1,6 +1,6 @@
 """Local engine accuracy and speed on synthetic two-speaker dialogs.
 
-Usage: python benchmarks/local.py [--case piper espeak] [--wpm 150] [--skip-realtime]
+Usage: python benchmarks/local.py [--case piper espeak] [--wpm 150] [--beam 5] [--skip-realtime]
 
 Builds a 60-80 s dialog of 16 turns (a planning call, :data:`SCRIPT`) with known text and
 speech times, in two cases:
@@ -41,6 +41,7 @@ from numpy.typing import NDArray
 from streamdiarize._exceptions import TranscriberError
 from streamdiarize.segment import Segment
 from streamdiarize.transcribers.local import LocalTranscriber
+from streamdiarize.transcribers.local.asr import DEFAULT_BEAM_SIZE
 from streamdiarize.transcribers.local.metrics import (
     Turn,
     diarization_error,
@@ -164,10 +165,14 @@ def main() -> int:
     )
     parser.add_argument("--wpm", type=int, default=150, help="espeak-ng speed")
     parser.add_argument("--skip-realtime", action="store_true")
+    parser.add_argument(
+        "--beam", type=int, default=DEFAULT_BEAM_SIZE, help="Whisper beam width (1: greedy)"
+    )
     args = parser.parse_args()
 
     cores = len(os.sched_getaffinity(0))
-    transcriber = LocalTranscriber()
+    transcriber = LocalTranscriber(beam_size=args.beam)
+    print(f"Whisper beam {args.beam}")
     for case in args.case:
         run_case(
             case,

@@ -30,6 +30,9 @@ __all__ = ["INSTALL_HINT", "AsrResult", "AsrWord", "WhisperRecognizer", "default
 INSTALL_HINT = "pip install 'streamdiarize[local]'"
 SAMPLE_RATE = 16_000
 MAX_SAMPLES = 30 * SAMPLE_RATE  # one Whisper window
+#: Whisper beam width. Measured by ``benchmarks/local.py`` on 2 cores: beam 5 against greedy
+#: takes the espeak-ng dialog from 17.8 % to 11.8 % WER at the same speed and latency.
+DEFAULT_BEAM_SIZE = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +132,8 @@ class WhisperRecognizer:
             Face cache); ``None``: the bundled ``tiny.en``.
         language: ISO 639-1 code to transcribe; ``None`` lets a multilingual model detect it
             per utterance. English-only models accept ``"en"`` or ``None`` (meaning ``"en"``).
-        beam_size: 1 is greedy decoding (fastest); larger beams cost time for little gain on
-            ``tiny.en``.
+        beam_size: Whisper beam width; 1 is greedy decoding. The default 5 costs little on
+            ``tiny.en`` (the encoder dominates) and cuts its errors on hard voices by a third.
         device: CTranslate2 device (``"cpu"``, ``"cuda"``, ``"auto"``).
         compute_type: CTranslate2 quantisation (``"int8"`` is fastest on CPU).
         cpu_threads: CTranslate2 threads; 0: one per core this process may use (CTranslate2's
@@ -146,7 +149,7 @@ class WhisperRecognizer:
         model: str | os.PathLike[str] | None = None,
         *,
         language: str | None = "en",
-        beam_size: int = 1,
+        beam_size: int = DEFAULT_BEAM_SIZE,
         device: str = "cpu",
         compute_type: str = "int8",
         cpu_threads: int = 0,

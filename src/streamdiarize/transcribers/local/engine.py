@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 from ..._audio_buffer import AudioBuffer
 from ..._exceptions import ConfigurationError, SessionClosedError
 from ...segment import Segment, Word
-from .asr import WhisperRecognizer
+from .asr import DEFAULT_BEAM_SIZE, WhisperRecognizer
 from .clustering import DEFAULT_THRESHOLD, SpeakerClustering
 from .embedding import SpeakerEncoder
 from .vad import SpeechEnded, SpeechStarted, VadEvent, VadOptions, VoiceActivityDetector
@@ -58,7 +58,7 @@ class LocalSettings:
 
     model: str | os.PathLike[str] | None = None
     language: str | None = "en"
-    beam_size: int = 1
+    beam_size: int = DEFAULT_BEAM_SIZE
     compute_type: str = "int8"
     cpu_threads: int = 0
     vad: VadOptions = field(default_factory=VadOptions)

@@ -37,7 +37,7 @@ from ..._exceptions import (
 )
 from ...segment import Segment
 from .._base import SAMPLE_RATE, SegmentSink, Transcriber, TranscriberStream
-from .asr import INSTALL_HINT
+from .asr import DEFAULT_BEAM_SIZE, INSTALL_HINT
 from .clustering import DEFAULT_THRESHOLD
 from .engine import LocalEngine, LocalSettings
 from .vad import VadOptions
@@ -277,7 +277,7 @@ class LocalTranscriber(Transcriber):
         vad: utterance segmentation (silence to end an utterance, maximum length, …).
         language: ``"en"`` for English-only models; any Whisper code, or ``None`` to detect,
             for multilingual ones.
-        beam_size: Whisper beam width (1: greedy, fastest).
+        beam_size: Whisper beam width (1: greedy, a little faster; 5 by default).
         compute_type: CTranslate2 quantisation (``"int8"`` on CPU).
         cpu_threads: CTranslate2 threads (0: one per available core).
         interim_interval: seconds of new audio between interim hypotheses, when asked for.
@@ -299,7 +299,7 @@ class LocalTranscriber(Transcriber):
         speaker_threshold: float = DEFAULT_THRESHOLD,
         vad: VadOptions | None = None,
         language: str | None = "en",
-        beam_size: int = 1,
+        beam_size: int = DEFAULT_BEAM_SIZE,
         compute_type: str = "int8",
         cpu_threads: int = 0,
         interim_interval: float = 1.0,
