@@ -1,25 +1,43 @@
-"""Helpers shared by the demuxer tests: feed a stream in pieces, load browser captures.
+"""Helpers shared by the tests: feed a stream in pieces, load browser captures and the dialog.
 
 ``feed_in_pieces`` is how every container test replays a byte stream with a chosen split;
 ``capture_messages`` rebuilds a capture's WebSocket messages exactly as they arrived;
-``piece_sizes`` is the hypothesis strategy for arbitrary splits (0-byte pieces included).
+``piece_sizes`` is the hypothesis strategy for arbitrary splits (0-byte pieces included);
+``dialog`` is the captures' spoken dialog as 16 kHz PCM with its script.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import wave
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 from hypothesis import strategies as st
+from numpy.typing import NDArray
 
 from streamdiarize.containers import Demuxer, Event
 
-__all__ = ["CAPTURES", "capture_dir", "capture_messages", "feed_in_pieces", "piece_sizes"]
+__all__ = [
+    "CAPTURES",
+    "capture_dir",
+    "capture_messages",
+    "dialog",
+    "feed_in_pieces",
+    "piece_sizes",
+]
 
 #: Where the browser captures live (see README.md there).
 CAPTURES = Path(__file__).parent / "data" / "captures"
+
+
+def dialog() -> tuple[NDArray[np.int16], list[dict[str, object]]]:
+    """``dialog.wav`` (16 kHz int16 mono) and its utterances from ``dialog.json``."""
+    with wave.open(str(CAPTURES / "dialog.wav")) as w:
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+    return pcm, json.loads((CAPTURES / "dialog.json").read_text())["utterances"]
 
 
 def feed_in_pieces(

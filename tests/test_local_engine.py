@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import json
 import shutil
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import pytest
 pytest.importorskip("faster_whisper")
 jiwer = pytest.importorskip("jiwer")
 
+from _feeding import dialog  # noqa: E402
 from streamdiarize import BackendUnavailableError, ConfigurationError, SessionClosedError  # noqa: E402
 from streamdiarize.segment import Segment  # noqa: E402
 from streamdiarize.transcribers.local import (  # noqa: E402
@@ -35,14 +35,7 @@ from streamdiarize.transcribers.local import (  # noqa: E402
 from streamdiarize.transcribers.local.asr import WhisperRecognizer  # noqa: E402
 from streamdiarize.transcribers.local.metrics import normalize_text  # noqa: E402
 
-CAPTURES = Path(__file__).parent / "data" / "captures"
 RATE = 16_000
-
-
-def dialog() -> tuple[np.ndarray, list[dict[str, object]]]:
-    with wave.open(str(CAPTURES / "dialog.wav")) as w:
-        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-    return pcm, json.loads((CAPTURES / "dialog.json").read_text())["utterances"]
 
 
 def stream(engine: LocalEngine, pcm: np.ndarray, sizes: list[int]) -> list[Segment]:

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import json
 import threading
-import wave
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +17,7 @@ import pytest
 pytest.importorskip("faster_whisper")
 psutil = pytest.importorskip("psutil")
 
+from _feeding import dialog  # noqa: E402
 from streamdiarize import (  # noqa: E402
     BackendUnavailableError,
     ServiceError,
@@ -29,15 +27,8 @@ from streamdiarize import (  # noqa: E402
 from streamdiarize.segment import Segment  # noqa: E402
 from streamdiarize.transcribers.local import LocalTranscriber, LocalTranscriberStream  # noqa: E402
 
-CAPTURES = Path(__file__).parent / "data" / "captures"
 RATE = 16_000
 CHUNK = 1600
-
-
-def dialog() -> tuple[np.ndarray, list[dict[str, object]]]:
-    with wave.open(str(CAPTURES / "dialog.wav")) as w:
-        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-    return pcm, json.loads((CAPTURES / "dialog.json").read_text())["utterances"]
 
 
 class Sink:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import wave
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _feeding import dialog
 from streamdiarize import ConfigurationError
 from streamdiarize.transcribers.local.vad import (
     WINDOW,
@@ -23,14 +20,7 @@ from streamdiarize.transcribers.local.vad import (
     VoiceActivityDetector,
 )
 
-CAPTURES = Path(__file__).parent / "data" / "captures"
 RATE = 16_000
-
-
-def dialog() -> tuple[np.ndarray, list[dict[str, object]]]:
-    with wave.open(str(CAPTURES / "dialog.wav")) as w:
-        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-    return pcm, json.loads((CAPTURES / "dialog.json").read_text())["utterances"]
 
 
 def windows(seconds: float) -> int:
