@@ -79,6 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="interim hypotheses: jsonl writes them (final: false); a terminal shows them",
     )
     parser.add_argument(
+        "--min-speakers", type=int, metavar="N", help="at least N speakers (local and fake)"
+    )
+    parser.add_argument(
         "--max-speakers", type=int, metavar="N", help="at most N speakers (local and fake)"
     )
     parser.add_argument(
@@ -124,8 +127,11 @@ def _run(args: argparse.Namespace) -> int:
         )
     if not args.chunk_ms > 0:
         raise ConfigurationError(f"--chunk-ms must be > 0, got {args.chunk_ms:g}")
-    if args.max_speakers is not None and args.max_speakers < 1:
-        raise ConfigurationError(f"--max-speakers must be at least 1, got {args.max_speakers}")
+    for option in ("min_speakers", "max_speakers"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            flag = "--" + option.replace("_", "-")
+            raise ConfigurationError(f"{flag} must be at least 1, got {value}")
     # Input first (a typo should not wait for a model to load), the output file last (no
     # empty file left behind by a missing key).
     with (
@@ -133,6 +139,7 @@ def _run(args: argparse.Namespace) -> int:
         open_transcriber(
             args.engine,
             languages=args.languages or (),
+            min_speakers=args.min_speakers,
             max_speakers=args.max_speakers,
             interim_results=args.interim,
         ) as transcriber,

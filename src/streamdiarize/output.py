@@ -1,7 +1,10 @@
 """Writers that turn :class:`~streamdiarize.Segment` objects into transcript files, as they come.
 
-Five formats, one small class each, all streaming (a line or cue per final segment, flushed at
-once, so ``tail -f`` and pipes see results live)::
+Five formats, one small class each. ``text`` and ``jsonl`` stream (a line per final segment,
+flushed at once, so ``tail -f`` and pipes see results live; a speaker correction, a segment
+with ``revision`` > 0, is written as one more line). ``srt``, ``vtt`` and ``rttm`` are
+documents whose every entry must be right: they are written when the transcript ends, in time
+order, with each segment's latest speaker::
 
     text   [00:01.20] Speaker 1 (en): Good morning.
     jsonl  {"speaker": "Speaker 1", "language": "en", "text": "...", "offset": 1.2, ...}
@@ -77,6 +80,7 @@ def segment_to_dict(segment: Segment) -> dict[str, Any]:
         "offset": round(segment.offset, 3),
         "duration": round(segment.duration, 3),
         "final": segment.final,
+        "revision": segment.revision,
         "words": [
             {
                 "text": w.text,
@@ -104,6 +108,8 @@ class SegmentWriter(abc.ABC):
     suffix: ClassVar[str]
     #: Whether the format has a way to show interim hypotheses.
     shows_interim: ClassVar[bool] = False
+    #: Whether segments are written as they come (else at :meth:`close`, corrections applied).
+    live: ClassVar[bool] = False
 
     def __init__(self, stream: TextIO, *, file_id: str = "audio", interim: bool = False) -> None:
         self.stream = stream
@@ -111,24 +117,38 @@ class SegmentWriter(abc.ABC):
         self.interim = interim
         self.count = 0
         self._started = False
+        self._held: dict[float, Segment] = {}  # final segments by offset, until close()
 
     def write(self, segment: Segment) -> None:
-        """Write one segment (interim ones are skipped unless the format shows them)."""
+        """Write one segment (interim ones are skipped unless the format shows them).
+
+        A format that is not :attr:`live` keeps final segments until :meth:`close`; a
+        correction (``revision`` > 0) replaces the segment with the same ``offset``.
+        """
         wanted = segment.final or (self.interim and self.shows_interim)
         if not wanted or not segment.text.strip():
             return
+        if self.live:
+            self._write(segment)
+        else:
+            self._held[segment.offset] = segment
+
+    def close(self) -> None:
+        """Write what was held, and finish the file (the header of an empty WebVTT file)."""
+        held, self._held = self._held, {}
+        for offset in sorted(held):
+            self._write(held[offset])
+        if not self._started:
+            self._started = True
+            self._emit(self.header())
+        self.stream.flush()
+
+    def _write(self, segment: Segment) -> None:
         if not self._started:
             self._started = True
             self._emit(self.header())
         self.count += 1
         self._emit(self.format(segment))
-
-    def close(self) -> None:
-        """Finish the file (the header of an empty WebVTT file, for instance)."""
-        if not self._started:
-            self._started = True
-            self._emit(self.header())
-        self.stream.flush()
 
     def header(self) -> str:
         """What the file starts with."""
@@ -149,11 +169,13 @@ class TextWriter(SegmentWriter):
 
     name = "text"
     suffix = ".txt"
+    live = True
 
     def format(self, segment: Segment) -> str:
         stamp = clock(segment.offset, hours=False)[:-1]  # centiseconds read better here
         language = f" ({segment.language})" if segment.language else ""
-        return f"[{stamp}] {segment.speaker}{language}: {_one_line(segment.text)}\n"
+        note = " (speaker corrected)" if segment.revision else ""
+        return f"[{stamp}] {segment.speaker}{language}{note}: {_one_line(segment.text)}\n"
 
 
 class JsonLinesWriter(SegmentWriter):
@@ -162,6 +184,7 @@ class JsonLinesWriter(SegmentWriter):
     name = "jsonl"
     suffix = ".jsonl"
     shows_interim = True
+    live = True
 
     def format(self, segment: Segment) -> str:
         return json.dumps(segment_to_dict(segment), ensure_ascii=False) + "\n"

@@ -43,6 +43,10 @@ class Segment:
         duration: length in seconds.
         final: ``False`` for an interim hypothesis that a later segment will replace.
         words: word-level timings when the backend gives them.
+        revision: 0 when a final segment is first published; ``n > 0`` for a correction
+            that replaces the final segment with the same ``offset`` (the local engine
+            relabels a recent turn's speaker once later speech shows who it was; text and
+            times do not change). Interim segments and Azure's results are always 0.
     """
 
     speaker: str
@@ -52,6 +56,7 @@ class Segment:
     duration: float
     final: bool = True
     words: tuple[Word, ...] = ()
+    revision: int = 0
 
     @property
     def end(self) -> float:

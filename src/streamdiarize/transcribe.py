@@ -344,6 +344,7 @@ def open_transcriber(
     engine: str | None = None,
     *,
     languages: Sequence[str] = (),
+    min_speakers: int | None = None,
     max_speakers: int | None = None,
     interim_results: bool = False,
 ) -> Iterator[Transcriber]:
@@ -354,6 +355,7 @@ def open_transcriber(
             ``SPEECH_KEY`` and ``SPEECH_REGION`` (or an endpoint) are set, else ``local``.
         languages: BCP-47 locales (Azure: several for language identification). The local
             model is English-only: only ``en``/``en-*`` are accepted for ``local``/``fake``.
+        min_speakers: at least this many speakers (``local`` and ``fake``).
         max_speakers: cap on distinct speakers (``local`` and ``fake``).
         interim_results: for ``fake``: have the emulator send hypotheses too.
 
@@ -370,9 +372,10 @@ def open_transcriber(
     if name == "azure":
         from .transcribers.azure import AzureTranscriber
 
-        if max_speakers is not None:
+        if max_speakers is not None or min_speakers is not None:
             raise ConfigurationError(
-                "max_speakers is for the local and fake engines: Azure finds the speakers itself"
+                "min_speakers and max_speakers are for the local and fake engines: Azure finds "
+                "the speakers itself"
             )
         yield AzureTranscriber(tuple(languages) or ("en-US",))
         return
@@ -386,13 +389,15 @@ def open_transcriber(
     from .transcribers.local import LocalSettings, LocalTranscriber
 
     if name == "local":
-        yield LocalTranscriber(max_speakers=max_speakers)
+        yield LocalTranscriber(min_speakers=min_speakers, max_speakers=max_speakers)
         return
     from .testing import FakeSpeechService, LocalRecognizer
     from .transcribers.azure import AzureTranscriber
 
     recognizer = LocalRecognizer(
-        LocalSettings(max_speakers=max_speakers), locale=locales[0], interim=interim_results
+        LocalSettings(min_speakers=min_speakers, max_speakers=max_speakers),
+        locale=locales[0],
+        interim=interim_results,
     )
     with FakeSpeechService(recognizer) as service:
         yield AzureTranscriber(locales, host=service.host, key="emulator", pace_audio=False)

@@ -25,15 +25,17 @@ Server to client::
     {"type": "ready", "session": "3f9c2a1e", "engine": "azure", "emulated": false,
      "limits": {"max_message_bytes": 1048576, "max_session_seconds": 3600.0, ...}}
     {"type": "segment", "speaker": "Guest-1", "language": "en-US", "text": "Good morning.",
-     "offset": 0.5, "duration": 1.25, "final": true,
+     "offset": 0.5, "duration": 1.25, "final": true, "revision": 0,
      "words": [{"text": "good", "offset": 0.5, "duration": 0.4, "confidence": 0.9}, ...]}
     {"type": "end", "audio_seconds": 16.58}
     {"type": "error", "code": "unsupported_format", "message": "MIME type ... is not ..."}
 
 ``ready`` comes once the speech backend is running (audio sent before it is kept). Times are
 seconds from the start of the client's stream. An interim segment (``final: false``) is
-replaced by the next segment. ``error`` is always the last message: the server closes right
-after it with the close code below. Error codes and close codes:
+replaced by the next segment. A final segment with ``revision`` above 0 corrects the speaker
+of the final segment with the same ``offset`` (the local engine revises recent turns once it
+has heard more voices); text and times do not change. ``error`` is always the last message:
+the server closes right after it with the close code below. Error codes and close codes:
 
 ==================== ===== ========================================================
 ``code``             close when
@@ -288,6 +290,7 @@ def segment_to_dict(segment: Segment) -> dict[str, Any]:
         "offset": _round(segment.offset),
         "duration": _round(segment.duration),
         "final": segment.final,
+        "revision": segment.revision,
         "words": [
             {
                 "text": w.text,

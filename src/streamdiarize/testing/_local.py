@@ -13,7 +13,9 @@ speech and no key::
 Each turn runs its own :class:`~streamdiarize.transcribers.local.LocalEngine` (Silero VAD,
 Whisper, GE2E clustering); the models are loaded once per process. Its ``Speaker N`` labels
 become Azure's ``Guest-N`` and its words Azure's lexical word timings. Speaker numbering is
-per turn: it starts again when the SDK opens a new turn (after a reconnect, for instance).
+per turn: it starts again when the SDK opens a new turn (after a reconnect, for instance). The
+service sends each phrase once, so the engine's later speaker corrections (segments with a
+``revision``) are not sent: phrases carry the engine's first decision.
 Needs the ``local`` extra.
 """
 
@@ -92,10 +94,14 @@ class _LocalTurn:
         self._locale = locale
 
     def feed(self, pcm: NDArray[np.int16]) -> Sequence[Result]:
-        return [self._result(s) for s in self._engine.feed(pcm)]
+        return self._results(self._engine.feed(pcm))
 
     def finish(self) -> Sequence[Result]:
-        return [self._result(s) for s in self._engine.finish()]
+        return self._results(self._engine.finish())
+
+    def _results(self, segments: list[Segment]) -> list[Result]:
+        # The service never revises a phrase it sent: speaker corrections stay unsaid.
+        return [self._result(s) for s in segments if not s.revision]
 
     def _result(self, segment: Segment) -> Result:
         if not segment.final:

@@ -87,14 +87,24 @@ function addMarker(text) {
   ui.lines.append(marker);
 }
 
+// Final lines by offset: a segment with revision > 0 corrects the speaker of the line it names.
+const finalLines = new Map();
+
 function onSegment(seg) {
   ui.placeholder.hidden = true;
   if (seg.final) {
     if (!seg.text) return;
+    const known = finalLines.get(seg.offset);
+    if (seg.revision > 0 && known) {
+      fillLine(known, seg);
+      known.dataset.revision = String(seg.revision);
+      return;
+    }
     const line = document.createElement("div");
     line.className = "line final";
     fillLine(line, seg);
     ui.lines.append(line);
+    finalLines.set(seg.offset, line);
     ui.interimLine.hidden = true;
   } else {
     fillLine(ui.interimLine, seg);
@@ -415,6 +425,7 @@ async function onStart() {
   ui.format.textContent = "";
   ui.stats.textContent = "";
   speakerColors.clear();
+  finalLines.clear();
   run = new Run(ui.mode.value, ui.interim.checked);
   try {
     await run.start();

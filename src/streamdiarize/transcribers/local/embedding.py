@@ -211,6 +211,27 @@ class SpeakerEncoder:
         result: FloatArray = _l2_normalize(mean)[0]
         return result
 
+    def embed_windows(
+        self, pcm: NDArray[np.int16] | FloatArray, window: int, hop: int
+    ) -> FloatArray:
+        """Embeddings of the windows ``[k * hop, k * hop + window)`` that fit in ``pcm``.
+
+        The mel spectrogram is computed once and the windows go through the network as one
+        batch. ``window`` and ``hop`` are in samples (multiples of 160 are exact).
+
+        Returns:
+            ``(n_windows, 256)`` float32 rows, L2-normalised (no rows when ``pcm`` is shorter
+            than one window).
+        """
+        wav = normalize_volume(_as_float(pcm))
+        if len(wav) < window:
+            return np.zeros((0, EMBEDDING_SIZE), dtype=np.float32)
+        count = (len(wav) - window) // hop + 1
+        mel = mel_spectrogram(wav)
+        frames, step = window // HOP, hop // HOP
+        batch = np.stack([mel[k * step : k * step + frames] for k in range(count)])
+        return self.embed_mels(batch)
+
 
 def _l2_normalize(x: FloatArray) -> FloatArray:
     norms = np.linalg.norm(x, axis=-1, keepdims=True)

@@ -1,25 +1,45 @@
 """The local engine as a plain synchronous object: PCM in, :class:`~streamdiarize.Segment` out.
 
-:class:`LocalEngine` chains voice activity detection, Whisper and speaker clustering for one
-stream. It has no threads and no asyncio: :class:`~.transcriber.LocalTranscriber` drives it
-from a worker thread, and anything else that wants transcripts from PCM (the Azure protocol
-emulator, a batch job) can call it directly::
+:class:`LocalEngine` chains voice activity detection, speaker change detection, Whisper and
+speaker clustering for one stream. It has no threads and no asyncio:
+:class:`~.transcriber.LocalTranscriber` drives it from a worker thread, and anything else that
+wants transcripts from PCM (the Azure protocol emulator, a batch job) can call it directly::
 
     engine = LocalEngine()
     for chunk in chunks:                 # int16, 16 kHz mono, any length
         for segment in engine.feed(chunk):
             print(segment.speaker, segment.text)
-    remaining = engine.finish()          # the last utterance
+    remaining = engine.finish()          # the last turn
 
-Each utterance is transcribed when the VAD closes it (``min_silence`` after its speech, or at
-the ``max_utterance`` cut). ``offset``/``duration`` of a final segment are the VAD's speech
-bounds in the stream; word times come from Whisper's alignment.
+How speech becomes segments:
+
+* **Turns.** The VAD opens an utterance at speech and closes it after ``min_silence`` of
+  silence. Inside it, speaker embeddings of 1 s windows every 0.25 s are compared with the
+  turn so far (:class:`~.speaker_change.SpeakerChangeDetector`); a change of voice cuts the
+  utterance at the quietest point near the change. So a final segment never spans a change of
+  speaker that is at least one window long; shorter interjections and overlap stay in the turn
+  they interrupt (its most likely speaker).
+* **Finals.** A turn is transcribed when it ends (a pause, a change of speaker, or the
+  ``max_utterance`` cut) and published at once as a final segment with its speaker.
+* **Speakers.** Every final turn's embedding joins a session-wide clustering
+  (:class:`~.clustering.SpeakerClustering`) that re-clusters the recent turns and maps them
+  onto the labels already published. When that changes a published turn's speaker (typically
+  one of the first turns, judged again once the second voice is heard), the engine publishes
+  the same segment again with the new speaker and ``revision`` + 1: a client replaces the
+  segment with the same ``offset``. Text and times of a final segment never change.
+* **Interim** hypotheses (``interim_results``) carry ``Unknown`` as speaker.
+
+``offset``/``duration`` of a final segment are the turn's speech bounds in the stream; word
+times come from Whisper's alignment.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,15 +48,23 @@ from ..._audio_buffer import AudioBuffer
 from ..._exceptions import ConfigurationError, SessionClosedError
 from ...segment import Segment, Word
 from .asr import DEFAULT_BEAM_SIZE, WhisperRecognizer
+from .campplus_embedding import CampPlusEncoder
 from .clustering import DEFAULT_THRESHOLD, SpeakerClustering
 from .embedding import SpeakerEncoder
+from .speaker_change import SpeakerChangeDetector
+from .turns import ClosedTurn, assign_words, group_turns
 from .vad import SpeechEnded, SpeechStarted, VadEvent, VadOptions, VoiceActivityDetector
 
 __all__ = ["UNKNOWN_SPEAKER", "LocalEngine", "LocalSettings", "recognize"]
 
 SAMPLE_RATE = 16_000
-#: Speaker label of interim hypotheses (the speaker is decided when the utterance ends).
+#: Speaker label of interim hypotheses (the speaker is decided when the turn ends).
 UNKNOWN_SPEAKER = "Unknown"
+#: Cosine distance between a turn and a 1 s window that marks a change of speaker.
+DEFAULT_CHANGE_THRESHOLD = 0.35
+_LOOKAHEAD = 0.5  # seconds Whisper hears past a cut, so that the cut falls between words
+_GROUP = 25.0  # seconds: consecutive finished turns are transcribed together up to this span
+_QUIET_FRAME = 320  # 20 ms: the resolution at which a change is moved to the quietest point
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +79,20 @@ class LocalSettings:
         compute_type: CTranslate2 quantisation.
         cpu_threads: CTranslate2 threads (0: one per available core).
         vad: utterance segmentation.
-        speaker_threshold: cosine similarity needed to join a known speaker.
+        speaker_threshold: centroid cosine similarity at which two groups of turns are one
+            speaker.
+        change_threshold: cosine distance between the current turn and a window of speech
+            that starts a new turn; 1.0 or more turns change detection off.
+        change_window: seconds of speech per embedding window of the change detector.
+        change_hop: seconds between two windows.
+        min_speakers: at least this many speakers once as many turns were heard (``None``:
+            no minimum).
         max_speakers: cap on distinct speakers (``None``: no cap).
+        revise_speakers: publish corrected speakers of recent final segments (``revision``
+            > 0); ``False`` keeps every first decision.
         interim_interval: seconds of new audio between two interim hypotheses.
+        embedding: the speaker-embedding network: ``"campplus"`` (CAM++, 2023; the default)
+            or ``"ge2e"`` (Resemblyzer's GE2E, 2018).
     """
 
     model: str | os.PathLike[str] | None = None
@@ -63,25 +102,77 @@ class LocalSettings:
     cpu_threads: int = 0
     vad: VadOptions = field(default_factory=VadOptions)
     speaker_threshold: float = DEFAULT_THRESHOLD
+    change_threshold: float = DEFAULT_CHANGE_THRESHOLD
+    change_window: float = 1.0
+    change_hop: float = 0.25
+    min_speakers: int | None = None
     max_speakers: int | None = None
+    revise_speakers: bool = True
     interim_interval: float = 1.0
+    embedding: Literal["campplus", "ge2e"] = "campplus"
 
     def __post_init__(self) -> None:
         if self.interim_interval <= 0:
             raise ConfigurationError(
                 f"interim_interval must be > 0 seconds, got {self.interim_interval}"
             )
+        if (
+            not 0.25 <= self.change_window <= 4.0
+            or not 0.01 <= self.change_hop <= self.change_window
+        ):
+            raise ConfigurationError(
+                "change_window must be 0.25-4 s and change_hop 0.01 s up to change_window, got "
+                f"{self.change_window} and {self.change_hop}"
+            )
+        if self.embedding not in _ENCODERS:
+            raise ConfigurationError(
+                f"unknown speaker embedding {self.embedding!r}: choose one of "
+                f"{', '.join(_ENCODERS)}"
+            )
         # Validate the clustering arguments now, not when the first session opens.
-        SpeakerClustering(self.speaker_threshold, max_speakers=self.max_speakers)
+        self.clustering()
+
+    def clustering(self) -> SpeakerClustering:
+        """A new session-wide clustering with these settings."""
+        return SpeakerClustering(
+            self.speaker_threshold,
+            min_speakers=self.min_speakers,
+            max_speakers=self.max_speakers,
+        )
+
+
+class SpeakerEmbedder(Protocol):
+    """A speaker-embedding network: :class:`CampPlusEncoder` or :class:`SpeakerEncoder`."""
+
+    def embed(self, pcm: NDArray[np.int16]) -> NDArray[np.float32]:
+        """Unit-length embedding of one clip."""
+
+    def embed_windows(self, pcm: NDArray[np.int16], window: int, hop: int) -> NDArray[np.float32]:
+        """Unit-length embeddings of the windows ``[k * hop, k * hop + window)``."""
+
+
+_ENCODERS: dict[str, Callable[[], SpeakerEmbedder]] = {
+    "campplus": CampPlusEncoder,
+    "ge2e": SpeakerEncoder,
+}
+
+
+@dataclass(slots=True)
+class _Turn:
+    """The turn being spoken: where it started, and whether it began at a cut (no pad)."""
+
+    start: int
+    after_cut: bool
+    next_window: int  # start sample of the next change-detection window
 
 
 class LocalEngine:
-    """VAD → Whisper → speaker embedding → clustering, for one stream (not thread-safe).
+    """VAD → speaker turns → Whisper → session clustering, for one stream (not thread-safe).
 
     Args:
         settings: engine configuration; the Whisper model is loaded once per process.
-        interim_results: also return non-final hypotheses of the growing utterance, at most
-            one per ``settings.interim_interval`` seconds of new audio and per :meth:`feed`.
+        interim_results: also return non-final hypotheses of the growing turn, at most one
+            per ``settings.interim_interval`` seconds of new audio and per :meth:`feed`.
 
     Raises:
         BackendUnavailableError: faster-whisper, onnxruntime or a model is missing.
@@ -99,17 +190,23 @@ class LocalEngine:
             compute_type=s.compute_type,
             cpu_threads=s.cpu_threads,
         )
-        self._encoder = SpeakerEncoder()
+        self._encoder: SpeakerEmbedder = _ENCODERS[s.embedding]()
         self._vad = VoiceActivityDetector(s.vad)
-        self._clusters = SpeakerClustering(s.speaker_threshold, max_speakers=s.max_speakers)
+        self._clusters = s.clustering()
+        self._window = round(s.change_window * SAMPLE_RATE)
+        self._hop = round(s.change_hop * SAMPLE_RATE)
+        self._lookahead = round(_LOOKAHEAD * SAMPLE_RATE)
+        self._changes = SpeakerChangeDetector(s.change_threshold, self._window)
         self._interim = interim_results
         self._interim_step = round(s.interim_interval * SAMPLE_RATE)
         self._pad = round(s.vad.speech_pad * SAMPLE_RATE)
         self._min_speech = round(s.vad.min_speech * SAMPLE_RATE)
         self._buffer = AudioBuffer(SAMPLE_RATE * 4)
-        self._utterance: int | None = None  # start sample of the open utterance
-        self._after_cut = False  # the open utterance began at a max-length cut
+        self._turn: _Turn | None = None
+        self._after_cut = False  # the next utterance begins at a max-length cut
+        self._closed: list[ClosedTurn] = []  # finished turns not transcribed yet
         self._last_interim = 0  # buffer end at the last interim hypothesis
+        self._published: dict[int, Segment] = {}  # clustering piece id -> its latest segment
         self._finished = False
 
     @property
@@ -119,11 +216,14 @@ class LocalEngine:
 
     @property
     def buffered_samples(self) -> int:
-        """Samples held for the open utterance: at most ``max_utterance`` plus padding."""
+        """Samples held for the open turn: at most ``max_utterance`` plus padding."""
         return self._buffer.end - self._buffer.start
 
     def feed(self, pcm: NDArray[np.int16]) -> list[Segment]:
         """Take the next samples (int16, 16 kHz mono, any length) and return new segments.
+
+        Turns that end within one call are transcribed together (one Whisper window of at
+        most ``_GROUP`` seconds for consecutive turns), so a backlog costs less than live.
 
         Raises:
             TypeError: ``pcm`` is not a 1-D int16 array.
@@ -133,11 +233,18 @@ class LocalEngine:
             raise SessionClosedError("the local engine has finished; start a new one")
         if not isinstance(pcm, np.ndarray) or pcm.dtype != np.int16 or pcm.ndim != 1:
             raise TypeError("feed() takes a 1-D numpy int16 array of 16 kHz mono samples")
-        self._buffer.append(pcm)
-        segments = self._handle(self._vad.feed(pcm))
+        segments: list[Segment] = []
+        for begin in range(0, len(pcm), self._hop):  # in steps, so turns are tracked as spoken
+            block = pcm[begin : begin + self._hop]
+            self._buffer.append(block)
+            self._handle(self._vad.feed(block))
+            self._detect_changes()
+            if self._closed and self._buffer.end - self._closed[0].start > _GROUP * SAMPLE_RATE:
+                segments.extend(self._transcribe_closed())
+        segments.extend(self._transcribe_closed())
         if (
             self._interim
-            and self._utterance is not None
+            and self._turn is not None
             and self._buffer.end - self._last_interim >= self._interim_step
         ):
             segments.extend(self._interim_hypothesis())
@@ -145,41 +252,109 @@ class LocalEngine:
         return segments
 
     def finish(self) -> list[Segment]:
-        """End of stream: transcribe the open utterance and return its segment(s). Idempotent."""
+        """End of stream: transcribe the open turn and return its segment(s). Idempotent."""
         if self._finished:
             return []
         self._finished = True
-        return self._handle(self._vad.flush())
+        self._handle(self._vad.flush())
+        return self._transcribe_closed()
 
-    def _handle(self, events: list[VadEvent]) -> list[Segment]:
-        segments: list[Segment] = []
+    def _handle(self, events: list[VadEvent]) -> None:
         for event in events:
             if isinstance(event, SpeechStarted):
-                self._utterance = event.start
-                self._last_interim = self._buffer.end
-            elif isinstance(event, SpeechEnded):
-                segment = self._final(event)
-                if segment is not None:
-                    segments.append(segment)
-                self._utterance = None
+                self._open_turn(event.start, after_cut=self._after_cut)
+            elif isinstance(event, SpeechEnded) and self._turn is not None:
+                start = max(self._turn.start, event.start)
+                self._close_turn(ClosedTurn(start, event.end, self._turn.after_cut, event.cut))
+                self._turn = None
                 self._after_cut = event.cut
+
+    def _open_turn(self, start: int, *, after_cut: bool) -> None:
+        self._turn = _Turn(start, after_cut, start)
+        self._changes.reset()
+        self._last_interim = self._buffer.end
+
+    def _close_turn(self, turn: ClosedTurn) -> None:
+        if turn.end - turn.start >= self._min_speech:  # not the sliver left after a cut
+            self._closed.append(turn)
+
+    def _detect_changes(self) -> None:
+        """Embed the open turn's new windows; at a change of voice, end the turn there."""
+        while (turn := self._turn) is not None and self.settings.change_threshold < 1.0:
+            analysed = min(self._vad.position, self._buffer.end)
+            count = (analysed - turn.next_window - self._window) // self._hop + 1
+            if count <= 0:
+                return
+            first = turn.next_window
+            audio = self._buffer.slice(first, first + (count - 1) * self._hop + self._window)
+            embeddings = self._encoder.embed_windows(audio, self._window, self._hop)
+            turn.next_window += count * self._hop
+            cut = None
+            for k, embedding in enumerate(embeddings):
+                start = first + k * self._hop
+                speech = self._vad.speech_fraction(start, start + self._window)
+                change = self._changes.add(start, embedding, speech)
+                if change is not None:
+                    earliest = max(change - self._hop, turn.start + self._window)
+                    cut = self._quietest(earliest, change + self._hop)
+                    if self._same_voice(turn.start, cut, analysed):
+                        cut = None  # a second opinion with all the audio: no change
+                        self._changes.reset()
+                        continue
+                    break
+            if cut is None:
+                return
+            self._close_turn(ClosedTurn(turn.start, cut, turn.after_cut, cut=True))
+            self._open_turn(cut, after_cut=True)  # and look again from the change on
+
+    def _same_voice(self, start: int, cut: int, end: int) -> bool:
+        """Whether the turn before ``cut`` and the speech after it are one voice after all.
+
+        The windows compared a second of audio with the turn's mean; this compares the
+        embeddings of the whole turn so far and of all the speech heard since the change,
+        against the clustering's threshold.
+        """
+        if cut - start < self._window or end - cut < self._window:
+            return False
+        before = self._encoder.embed(self._buffer.slice(start, cut))
+        after = self._encoder.embed(self._buffer.slice(cut, end))
+        return float(before @ after) >= self.settings.speaker_threshold
+
+    def _quietest(self, start: int, end: int) -> int:
+        """The middle of the quietest 20 ms frame of ``[start, end)``: where to cut a turn."""
+        start = max(start, self._buffer.start)
+        audio = self._buffer.slice(start, end).astype(np.float32)
+        frames = len(audio) // _QUIET_FRAME
+        if frames < 1:
+            return start
+        energy = np.square(audio[: frames * _QUIET_FRAME]).reshape(frames, -1).sum(axis=1)
+        return start + int(np.argmin(energy)) * _QUIET_FRAME + _QUIET_FRAME // 2
+
+    def _transcribe_closed(self) -> list[Segment]:
+        """Transcribe the finished turns, consecutive ones in one Whisper call."""
+        closed, self._closed = self._closed, []
+        segments: list[Segment] = []
+        for group in group_turns(closed, round(_GROUP * SAMPLE_RATE)):
+            segments.extend(self._transcribe_group(group))
         return segments
 
-    def _final(self, event: SpeechEnded) -> Segment | None:
-        end = min(event.end, self._buffer.end)
-        if end - event.start < self._min_speech:
-            return None  # the sliver left after a max-length cut
-        first = event.start if self._after_cut else event.start - self._pad
-        last = end if event.cut else end + self._pad
+    def _transcribe_group(self, group: list[ClosedTurn]) -> list[Segment]:
+        """One Whisper call for consecutive turns; a final segment for each turn with words.
+
+        Whisper hears ``_LOOKAHEAD`` of audio past an edge that is a cut and keeps only the
+        words centred inside the turns (:func:`~.turns.assign_words`): a cut falls between
+        words as Whisper hears them, and a word that straddles it goes to one turn only.
+        """
+        head, tail = group[0], group[-1]
+        first = head.start - (self._lookahead if head.after_cut else self._pad)
+        last = min(tail.end + (self._lookahead if tail.cut else self._pad), self._buffer.end)
         audio = self._buffer.slice(first, last)
         origin = max(first, self._buffer.start) / SAMPLE_RATE
         result = self._asr.transcribe(_to_float(audio))
         if not result.text:
-            return None
-        speech = self._buffer.slice(event.start, end)
-        speaker = self._speaker(speech)
+            return []
         limit = len(audio) / SAMPLE_RATE
-        words = tuple(
+        words = [
             Word(
                 w.text,
                 origin + min(w.start, limit),
@@ -187,29 +362,52 @@ class LocalEngine:
                 w.probability,
             )
             for w in result.words
-        )
-        return Segment(
-            speaker=speaker,
-            language=result.language,
-            text=result.text,
-            offset=event.start / SAMPLE_RATE,
-            duration=(end - event.start) / SAMPLE_RATE,
-            final=True,
-            words=words,
-        )
+        ]
+        whole = len(group) == 1 and not head.after_cut and not head.cut
+        segments: list[Segment] = []
+        for turn, own in zip(group, assign_words(words, group, SAMPLE_RATE), strict=True):
+            text = result.text if whole else " ".join(w.text for w in own)
+            if not text:
+                continue
+            segment = Segment(
+                speaker=UNKNOWN_SPEAKER,
+                language=result.language,
+                text=text,
+                offset=turn.start / SAMPLE_RATE,
+                duration=(turn.end - turn.start) / SAMPLE_RATE,
+                final=True,
+                words=own,
+            )
+            segments.extend(self._label(segment, self._buffer.slice(turn.start, turn.end)))
+        return segments
 
-    def _speaker(self, speech: NDArray[np.int16]) -> str:
-        embedding = self._encoder.embed(speech)
+    def _label(self, segment: Segment, speech: NDArray[np.int16]) -> list[Segment]:
+        """Give ``segment`` its speaker; re-publish earlier segments whose speaker changed."""
         try:
-            index = self._clusters.assign(embedding, len(speech) / SAMPLE_RATE)
+            assignment = self._clusters.add(self._encoder.embed(speech), segment.duration)
         except ValueError:  # an all-zero embedding carries no voice
-            return UNKNOWN_SPEAKER
-        return f"Speaker {index + 1}"
+            return [segment]
+        labelled = dataclasses.replace(segment, speaker=_speaker(assignment.label))
+        corrections = []
+        if self.settings.revise_speakers:
+            for piece, label in sorted(assignment.revised.items()):
+                old = self._published.get(piece)
+                if old is not None:
+                    new = dataclasses.replace(
+                        old, speaker=_speaker(label), revision=old.revision + 1
+                    )
+                    self._published[piece] = new
+                    corrections.append(new)
+        self._published[assignment.piece] = labelled
+        for piece in [p for p in self._published if p not in self._clusters.labels]:
+            del self._published[piece]  # beyond the horizon: final for good
+        return [*corrections, labelled]
 
     def _interim_hypothesis(self) -> list[Segment]:
-        assert self._utterance is not None
+        assert self._turn is not None
         self._last_interim = self._buffer.end
-        first = self._utterance if self._after_cut else self._utterance - self._pad
+        start = self._turn.start
+        first = start - (self._lookahead if self._turn.after_cut else self._pad)
         audio = self._buffer.slice(first, self._buffer.end)
         result = self._asr.transcribe(_to_float(audio), word_timestamps=False)
         if not result.text:
@@ -219,20 +417,26 @@ class LocalEngine:
                 speaker=UNKNOWN_SPEAKER,
                 language=result.language,
                 text=result.text,
-                offset=self._utterance / SAMPLE_RATE,
-                duration=(self._buffer.end - self._utterance) / SAMPLE_RATE,
+                offset=start / SAMPLE_RATE,
+                duration=(self._buffer.end - start) / SAMPLE_RATE,
                 final=False,
             )
         ]
 
     def _discard_old_audio(self) -> None:
-        """Keep only what an utterance may still need: bounded by ``max_utterance``."""
-        anchor = self._utterance
+        """Keep only what a turn may still need: bounded by ``max_utterance``."""
+        anchor = None if self._turn is None else self._turn.start
         if anchor is None:
             anchor = self._vad.pending_start
         if anchor is None:
             anchor = self._vad.position
-        self._buffer.discard_before(anchor - self._pad)
+        keep = anchor - max(self._pad, self._lookahead)
+        self._buffer.discard_before(keep)
+        self._vad.discard_before(keep)
+
+
+def _speaker(label: int) -> str:
+    return f"Speaker {label + 1}"
 
 
 def recognize(pcm: NDArray[np.int16], settings: LocalSettings | None = None) -> list[Segment]:

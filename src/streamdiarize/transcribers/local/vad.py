@@ -303,6 +303,8 @@ class VoiceActivityDetector:
         self.options = options or VadOptions()
         self._model = SileroVad()
         self._segmenter = UtteranceSegmenter(self.options)
+        self._speech = np.zeros(0, dtype=bool)  # recent windows at or above the threshold
+        self._speech_first = 0  # index of the window in self._speech[0]
 
     @property
     def pending_start(self) -> int | None:
@@ -316,8 +318,26 @@ class VoiceActivityDetector:
 
     def feed(self, pcm: NDArray[np.int16]) -> list[VadEvent]:
         """Analyse ``pcm`` (any length, may be empty) and return the events it completes."""
-        return self._segmenter.feed(self._model.feed(pcm))
+        return self._segment(self._model.feed(pcm))
 
     def flush(self) -> list[VadEvent]:
         """End of stream: score the tail and close the open utterance."""
-        return self._segmenter.feed(self._model.flush()) + self._segmenter.flush()
+        return self._segment(self._model.flush()) + self._segmenter.flush()
+
+    def speech_fraction(self, start: int, end: int) -> float:
+        """Share of the analysed windows in samples ``[start, end)`` that are speech."""
+        first = max(start // WINDOW - self._speech_first, 0)
+        last = max(-(-end // WINDOW) - self._speech_first, 0)
+        windows = self._speech[first:last]
+        return float(windows.mean()) if len(windows) else 0.0
+
+    def discard_before(self, sample: int) -> None:
+        """Forget speech flags before ``sample`` (bounds memory like the audio buffer)."""
+        drop = min(max(sample // WINDOW - self._speech_first, 0), len(self._speech))
+        if drop:
+            self._speech = self._speech[drop:]
+            self._speech_first += drop
+
+    def _segment(self, probabilities: NDArray[np.float32]) -> list[VadEvent]:
+        self._speech = np.concatenate([self._speech, probabilities >= self.options.threshold])
+        return self._segmenter.feed(probabilities)

@@ -1,0 +1,79 @@
+"""Finished speaker turns waiting for Whisper, and how its words are shared out among them.
+
+Whisper's cost is one 30 s window per call whatever the audio's length, so consecutive turns
+that are finished at the same time (a backlog, a file fed at once) are transcribed in one call
+and the words are given to the turn their middle falls in. A live stream, fed in small chunks,
+finishes one turn at a time and gets one call per turn, as soon as the turn ends. Pure
+functions on sample positions: no model, no audio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ...segment import Word
+
+__all__ = ["ClosedTurn", "assign_words", "group_turns"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedTurn:
+    """A finished turn ``[start, end)`` in samples.
+
+    Attributes:
+        after_cut: it begins where the previous turn was cut (a change of speaker or the
+            utterance length limit), not at a pause: the audio before it is someone's speech.
+        cut: it ends at such a cut.
+    """
+
+    start: int
+    end: int
+    after_cut: bool = False
+    cut: bool = False
+
+
+def group_turns(turns: Sequence[ClosedTurn], max_span: int) -> list[list[ClosedTurn]]:
+    """Consecutive turns in groups spanning at most ``max_span`` samples (one Whisper window).
+
+    A turn longer than ``max_span`` is a group of its own.
+    """
+    groups: list[list[ClosedTurn]] = []
+    for turn in turns:
+        if groups and turn.end - groups[-1][0].start <= max_span:
+            groups[-1].append(turn)
+        else:
+            groups.append([turn])
+    return groups
+
+
+def assign_words(
+    words: Sequence[Word], turns: Sequence[ClosedTurn], rate: int
+) -> list[tuple[Word, ...]]:
+    """The words of each turn: by where the word's middle falls.
+
+    A word centred between two turns goes to the nearer one. A word before the first turn or
+    after the last goes to it when that edge is a pause (the padding Whisper heard there is
+    the turn's own breath and tail), and is dropped when the edge is a cut (it is the
+    neighbouring turn's speech, transcribed with that turn).
+    """
+    shares: list[list[Word]] = [[] for _ in turns]
+    if not turns:
+        return []
+    first, last = turns[0], turns[-1]
+    for word in words:
+        middle = (word.offset + word.duration / 2) * rate
+        if middle < first.start:
+            if not first.after_cut:
+                shares[0].append(word)
+            continue
+        if middle >= last.end:
+            if not last.cut:
+                shares[-1].append(word)
+            continue
+        distances = [
+            0.0 if t.start <= middle < t.end else min(abs(middle - t.start), abs(middle - t.end))
+            for t in turns
+        ]
+        shares[distances.index(min(distances))].append(word)
+    return [tuple(share) for share in shares]
