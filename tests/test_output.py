@@ -92,7 +92,8 @@ def test_clock_rounds_and_clamps() -> None:
 def test_srt_parses_back(items: list[Segment]) -> None:
     cues = list(srt.parse(write_all("srt", items)))
     assert len(cues) == len(items)
-    for index, (cue, segment) in enumerate(zip(cues, items, strict=True), 1):
+    in_time = sorted(items, key=lambda s: s.offset)  # a document: cues in time order
+    for index, (cue, segment) in enumerate(zip(cues, in_time, strict=True), 1):
         assert cue.index == index
         assert cue.start == datetime.timedelta(milliseconds=ms(segment.offset))
         assert cue.end == datetime.timedelta(
@@ -108,7 +109,7 @@ def test_webvtt_parses_back_with_voices(items: list[Segment]) -> None:
     assert text.startswith("WEBVTT\n\n")
     captions = webvtt.from_buffer(io.StringIO(text)).captions
     assert len(captions) == len(items)
-    for caption, segment in zip(captions, items, strict=True):
+    for caption, segment in zip(captions, sorted(items, key=lambda s: s.offset), strict=True):
         assert caption.start_time.in_milliseconds() == ms(segment.offset)
         assert caption.end_time.in_milliseconds() == max(ms(segment.offset) + 1, ms(segment.end))
         assert html.unescape(caption.voice) == segment.speaker
@@ -158,7 +159,7 @@ def parse_rttm(text: str) -> list[dict[str, str]]:
 @given(st.lists(segments(), max_size=8), st.sampled_from(["talk", "my talk", "a\tb"]))
 def test_rttm_lines_follow_the_nist_layout(items: list[Segment], file_id: str) -> None:
     rows = parse_rttm(write_all("rttm", items, file_id=file_id))
-    spoken = [s for s in items if s.duration > 0]
+    spoken = sorted((s for s in items if s.duration > 0), key=lambda s: s.offset)
     assert len(rows) == len(spoken)
     for row, segment in zip(rows, spoken, strict=True):
         assert row["file"] == "_".join(file_id.split())
@@ -175,7 +176,17 @@ def test_jsonl_objects_and_interim_opt_in(items: list[Segment], interim: bool) -
     assert len(lines) == len(shown)
     for line, segment in zip(lines, shown, strict=True):
         obj = json.loads(line)
-        assert set(obj) == {"speaker", "language", "text", "offset", "duration", "final", "words"}
+        assert set(obj) == {
+            "speaker",
+            "language",
+            "text",
+            "offset",
+            "duration",
+            "final",
+            "revision",
+            "words",
+        }
+        assert obj["revision"] == segment.revision
         assert (obj["speaker"], obj["language"], obj["text"], obj["final"]) == (
             segment.speaker,
             segment.language,
@@ -229,14 +240,42 @@ def test_blank_final_segments_are_skipped() -> None:
         assert write_all(fmt, [blank]) == ("WEBVTT\n\n" if fmt == "vtt" else "")
 
 
-def test_each_segment_is_written_at_once() -> None:
+def test_text_and_jsonl_write_each_segment_at_once() -> None:
     """Live output: the line is in the stream before the next segment exists."""
-    for fmt in FORMATS:
+    for fmt in ("text", "jsonl"):
         out = io.StringIO()
         writer = make_writer(fmt, out)
         writer.write(Segment("Speaker 1", "en", "Hello there.", 0.5, 1.0))
-        assert "Hello" in out.getvalue() or fmt == "rttm"
+        assert "Hello" in out.getvalue()
         assert out.getvalue().endswith("\n")
+
+
+def test_a_speaker_correction_is_one_more_line_in_live_formats() -> None:
+    first = Segment("Speaker 1", "en", "Thanks.", 4.2, 1.0)
+    fixed = Segment("Speaker 2", "en", "Thanks.", 4.2, 1.0, revision=1)
+    text = write_all("text", [first, fixed]).splitlines()
+    assert text == [
+        "[00:04.20] Speaker 1 (en): Thanks.",
+        "[00:04.20] Speaker 2 (en) (speaker corrected): Thanks.",
+    ]
+    rows = [json.loads(line) for line in write_all("jsonl", [first, fixed]).splitlines()]
+    assert [(r["speaker"], r["revision"]) for r in rows] == [("Speaker 1", 0), ("Speaker 2", 1)]
+
+
+@pytest.mark.parametrize("fmt", ["srt", "vtt", "rttm"])
+def test_documents_are_written_at_close_with_corrections_applied(fmt: str) -> None:
+    out = io.StringIO()
+    writer = make_writer(fmt, out)
+    writer.write(Segment("Ann", "en", "Good morning.", 0.5, 1.0))
+    writer.write(Segment("Ann", "en", "Thanks.", 4.2, 1.0))
+    writer.write(Segment("Ann", "en", "Thanks again.", 4.2, 0.5))  # same offset, new
+    writer.write(Segment("Bob", "en", "Thanks.", 4.2, 1.0, revision=1))
+    assert out.getvalue() in ("", "WEBVTT\n\n")
+    writer.close()
+    text = out.getvalue()
+    assert text.count("Bob") == 1
+    assert text.count("Ann") == 2  # the first line, and "Thanks again." (not replaced)
+    assert text.index("Bob") < text.rindex("Ann")  # the corrected one, in place
 
 
 def test_unknown_format() -> None:

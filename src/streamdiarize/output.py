@@ -117,7 +117,7 @@ class SegmentWriter(abc.ABC):
         self.interim = interim
         self.count = 0
         self._started = False
-        self._held: dict[float, Segment] = {}  # final segments by offset, until close()
+        self._held: list[Segment] = []  # final segments, until close()
 
     def write(self, segment: Segment) -> None:
         """Write one segment (interim ones are skipped unless the format shows them).
@@ -130,14 +130,20 @@ class SegmentWriter(abc.ABC):
             return
         if self.live:
             self._write(segment)
-        else:
-            self._held[segment.offset] = segment
+            return
+        if segment.revision:  # replaces the same turn: same times and text, new speaker
+            key = (segment.offset, segment.duration, segment.text)
+            for i, held in enumerate(self._held):
+                if (held.offset, held.duration, held.text) == key:
+                    self._held[i] = segment
+                    return
+        self._held.append(segment)
 
     def close(self) -> None:
         """Write what was held, and finish the file (the header of an empty WebVTT file)."""
-        held, self._held = self._held, {}
-        for offset in sorted(held):
-            self._write(held[offset])
+        held, self._held = self._held, []
+        for segment in sorted(held, key=lambda s: s.offset):
+            self._write(segment)
         if not self._started:
             self._started = True
             self._emit(self.header())

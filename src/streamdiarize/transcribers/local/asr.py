@@ -25,7 +25,14 @@ from numpy.typing import NDArray
 
 from ..._exceptions import BackendUnavailableError, ConfigurationError
 
-__all__ = ["INSTALL_HINT", "AsrResult", "AsrWord", "WhisperRecognizer", "default_model_path"]
+__all__ = [
+    "INSTALL_HINT",
+    "AsrResult",
+    "AsrWord",
+    "WhisperRecognizer",
+    "available_cores",
+    "default_model_path",
+]
 
 INSTALL_HINT = "pip install 'streamdiarize[local]'"
 SAMPLE_RATE = 16_000
@@ -83,7 +90,8 @@ def _token_budget(n_samples: int) -> int:
     return min(220, 16 + 10 * n_samples // SAMPLE_RATE)
 
 
-def _available_cores() -> int:
+def available_cores() -> int:
+    """CPU cores this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -157,7 +165,7 @@ class WhisperRecognizer:
         if beam_size < 1:
             raise ConfigurationError(f"beam_size must be at least 1, got {beam_size}")
         name = str(default_model_path() if model is None else model)
-        threads = cpu_threads or _available_cores()
+        threads = cpu_threads or available_cores()
         self._model = _shared_model(name, device, compute_type, threads)
         self.multilingual = bool(self._model.model.is_multilingual)
         if not self.multilingual:

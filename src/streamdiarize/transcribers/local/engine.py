@@ -47,7 +47,7 @@ from numpy.typing import NDArray
 from ..._audio_buffer import AudioBuffer
 from ..._exceptions import ConfigurationError, SessionClosedError
 from ...segment import Segment, Word
-from .asr import DEFAULT_BEAM_SIZE, WhisperRecognizer
+from .asr import DEFAULT_BEAM_SIZE, WhisperRecognizer, available_cores
 from .campplus_embedding import CampPlusEncoder
 from .clustering import DEFAULT_THRESHOLD, SpeakerClustering
 from .embedding import SpeakerEncoder
@@ -77,7 +77,7 @@ class LocalSettings:
             multilingual model detect it per utterance.
         beam_size: Whisper beam width (1: greedy).
         compute_type: CTranslate2 quantisation.
-        cpu_threads: CTranslate2 threads (0: one per available core).
+        cpu_threads: CTranslate2 and speaker-embedding threads (0: one per available core).
         vad: utterance segmentation.
         speaker_threshold: centroid cosine similarity at which two groups of turns are one
             speaker.
@@ -151,9 +151,9 @@ class SpeakerEmbedder(Protocol):
         """Unit-length embeddings of the windows ``[k * hop, k * hop + window)``."""
 
 
-_ENCODERS: dict[str, Callable[[], SpeakerEmbedder]] = {
-    "campplus": CampPlusEncoder,
-    "ge2e": SpeakerEncoder,
+_ENCODERS: dict[str, Callable[[int], SpeakerEmbedder]] = {
+    "campplus": lambda threads: CampPlusEncoder(threads=threads),
+    "ge2e": lambda _threads: SpeakerEncoder(),
 }
 
 
@@ -190,7 +190,7 @@ class LocalEngine:
             compute_type=s.compute_type,
             cpu_threads=s.cpu_threads,
         )
-        self._encoder: SpeakerEmbedder = _ENCODERS[s.embedding]()
+        self._encoder = _ENCODERS[s.embedding](s.cpu_threads or available_cores())
         self._vad = VoiceActivityDetector(s.vad)
         self._clusters = s.clustering()
         self._window = round(s.change_window * SAMPLE_RATE)
