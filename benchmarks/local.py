@@ -137,8 +137,8 @@ def recorded_cases() -> list[Case]:
             Turn(str(t["speaker"]), float(t["start_s"]), float(t["end_s"])) for t in meta["turns"]
         ]
         texts = [str(t.get("text") or "") for t in meta["turns"]]
-        text = " ".join(texts) if all(texts) else None
-        cases.append(Case(meta_path.stem, decode(audio[0]), turns, text))
+        text = meta.get("text") or (" ".join(texts) if all(texts) else None)
+        cases.append(Case(meta_path.stem, decode(audio), turns, text))
     return cases
 
 

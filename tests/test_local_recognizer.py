@@ -1,6 +1,7 @@
 """LocalRecognizer: the REAL Azure SDK against FakeSpeechService answering with the local engine.
 
-The reference is the local engine run directly on the same samples (:func:`recognize`): the
+The reference is the local engine run directly on the same samples, fed as a live stream (one
+Whisper call per turn) and keeping its first decisions, as the emulator sends them: the
 Azure path (USP framing, ticks, the SDK's result parsing, its offsets) must deliver the same
 phrases at the same times, with Azure's names (``Guest-N``, ``en-US``, lexical words), and
 the dialog's known speakers and times.
@@ -22,7 +23,7 @@ pytest.importorskip("faster_whisper")
 import streamdiarize as sd
 from streamdiarize.testing import FakeSpeechService, Fault, LocalRecognizer
 from streamdiarize.testing._local import guest_id
-from streamdiarize.transcribers.local import recognize
+from streamdiarize.transcribers.local import LocalEngine
 
 CAPTURES = Path(__file__).parent / "data" / "captures"
 UTTERANCES = json.loads((CAPTURES / "dialog.json").read_text())["utterances"]
@@ -38,7 +39,11 @@ def wav_pcm() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def reference() -> list[sd.Segment]:
-    return recognize(wav_pcm())
+    engine, pcm, segments = LocalEngine(), wav_pcm(), []
+    for i in range(0, len(pcm), 1600):  # 100 ms at a time, as audio arrives live
+        segments += engine.feed(pcm[i : i + 1600])
+    segments += engine.finish()
+    return [s for s in segments if not s.revision]  # the emulator sends first decisions
 
 
 async def transcribe(

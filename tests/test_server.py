@@ -3,6 +3,8 @@ the emulator, a websockets client speaking the protocol (good and hostile)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import asyncio
 import contextlib
 import json
@@ -571,8 +573,14 @@ def test_segment_json_rounds_times_and_keeps_words() -> None:
         "offset": 1.235,
         "duration": 0.5,
         "final": True,
+        "revision": 0,
         "words": [{"text": "hi", "offset": 1.235, "duration": 0.5, "confidence": 0.8}],
     }
+    corrected = dataclasses.replace(segment, speaker="Guest-2", revision=1)
+    assert segment_to_dict(corrected) | {"speaker": "Guest-1", "revision": 0} == (
+        segment_to_dict(segment)
+    )
+    assert segment_to_dict(corrected)["revision"] == 1
 
 
 @pytest.mark.parametrize(

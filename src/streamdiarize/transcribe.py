@@ -400,4 +400,8 @@ def open_transcriber(
         interim=interim_results,
     )
     with FakeSpeechService(recognizer) as service:
-        yield AzureTranscriber(locales, host=service.host, key="emulator", pace_audio=False)
+        # The emulator transcribes with the offline engine, which may still be working on the
+        # last turns when the audio ends: allow it the time it needs to answer.
+        yield AzureTranscriber(
+            locales, host=service.host, key="emulator", pace_audio=False, finish_timeout=300.0
+        )

@@ -8,6 +8,7 @@ import wave
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import numpy as np
 from numpy.typing import NDArray
 
@@ -29,6 +30,27 @@ def write_dialog_48k(source: Path, target: Path) -> Path:
     pcm, rate = read_wav(source)
     up = resample(pcm.astype(np.float32) / 32768.0, rate, 48_000)
     samples = np.clip(np.rint(up * 32768.0), -32768, 32767).astype("<i2")
+    with wave.open(str(target), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(48_000)
+        wav.writeframes(samples.tobytes())
+    return target
+
+
+def write_recording_48k(source: Path, target: Path) -> Path:
+    """Any recording FFmpeg reads (here Opus in Ogg) as the 48 kHz mono s16 WAV Chromium's
+    fake device plays, decoded and resampled by FFmpeg (PyAV)."""
+    with av.open(str(source)) as container:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=48_000)
+        frames = [
+            out
+            for packet in container.demux(audio=0)
+            for frame in packet.decode()
+            for out in resampler.resample(frame)
+        ]
+        frames += resampler.resample(None)
+    samples = np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype("<i2")
     with wave.open(str(target), "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)

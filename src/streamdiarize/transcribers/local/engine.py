@@ -49,10 +49,10 @@ from ..._exceptions import ConfigurationError, SessionClosedError
 from ...segment import Segment, Word
 from .asr import DEFAULT_BEAM_SIZE, WhisperRecognizer, available_cores
 from .campplus_embedding import CampPlusEncoder
-from .clustering import DEFAULT_THRESHOLD, SpeakerClustering
+from .clustering import DEFAULT_THRESHOLD, SpeakerClustering, voice_similarity
 from .embedding import SpeakerEncoder
 from .speaker_change import SpeakerChangeDetector
-from .turns import ClosedTurn, assign_words, group_turns
+from .turns import ClosedTurn, assign_words, drop_repeated_start, group_turns
 from .vad import SpeechEnded, SpeechStarted, VadEvent, VadOptions, VoiceActivityDetector
 
 __all__ = ["UNKNOWN_SPEAKER", "LocalEngine", "LocalSettings", "recognize"]
@@ -61,8 +61,10 @@ SAMPLE_RATE = 16_000
 #: Speaker label of interim hypotheses (the speaker is decided when the turn ends).
 UNKNOWN_SPEAKER = "Unknown"
 #: Cosine distance between a turn and a 1 s window that marks a change of speaker.
-DEFAULT_CHANGE_THRESHOLD = 0.35
+DEFAULT_CHANGE_THRESHOLD = 0.45
 _LOOKAHEAD = 0.5  # seconds Whisper hears past a cut, so that the cut falls between words
+_SAME_VOICE_MARGIN = 0.1  # how much more alike than speaker_threshold undoes a cut
+_CUT_TOLERANCE = 0.3  # seconds: how far two Whisper calls may disagree on a word's time
 _GROUP = 25.0  # seconds: consecutive finished turns are transcribed together up to this span
 _QUIET_FRAME = 320  # 20 ms: the resolution at which a change is moved to the quietest point
 
@@ -79,8 +81,8 @@ class LocalSettings:
         compute_type: CTranslate2 quantisation.
         cpu_threads: CTranslate2 and speaker-embedding threads (0: one per available core).
         vad: utterance segmentation.
-        speaker_threshold: centroid cosine similarity at which two groups of turns are one
-            speaker.
+        speaker_threshold: centroid cosine similarity, normalised for the seconds of speech
+            behind it (:mod:`~.clustering`), at which two groups of turns are one speaker.
         change_threshold: cosine distance between the current turn and a window of speech
             that starts a new turn; 1.0 or more turns change detection off.
         change_window: seconds of speech per embedding window of the change detector.
@@ -196,6 +198,8 @@ class LocalEngine:
         self._window = round(s.change_window * SAMPLE_RATE)
         self._hop = round(s.change_hop * SAMPLE_RATE)
         self._lookahead = round(_LOOKAHEAD * SAMPLE_RATE)
+        self._cut_tolerance = round(_CUT_TOLERANCE * SAMPLE_RATE)
+        self._tail_words: tuple[Word, ...] = ()  # words of the last turn, if it ended at a cut
         self._changes = SpeakerChangeDetector(s.change_threshold, self._window)
         self._interim = interim_results
         self._interim_step = round(s.interim_interval * SAMPLE_RATE)
@@ -311,14 +315,18 @@ class LocalEngine:
         """Whether the turn before ``cut`` and the speech after it are one voice after all.
 
         The windows compared a second of audio with the turn's mean; this compares the
-        embeddings of the whole turn so far and of all the speech heard since the change,
-        against the clustering's threshold.
+        embeddings of the whole turn so far and of all the speech heard since the change. It
+        takes a clearer likeness than the clustering's threshold to undo a change: a wrong cut
+        costs a line break, a missed one puts two speakers on one line.
         """
         if cut - start < self._window or end - cut < self._window:
             return False
         before = self._encoder.embed(self._buffer.slice(start, cut))
         after = self._encoder.embed(self._buffer.slice(cut, end))
-        return float(before @ after) >= self.settings.speaker_threshold
+        similarity = voice_similarity(
+            before, after, (cut - start) / SAMPLE_RATE, (end - cut) / SAMPLE_RATE
+        )
+        return similarity >= self.settings.speaker_threshold + _SAME_VOICE_MARGIN
 
     def _quietest(self, start: int, end: int) -> int:
         """The middle of the quietest 20 ms frame of ``[start, end)``: where to cut a turn."""
@@ -341,9 +349,12 @@ class LocalEngine:
     def _transcribe_group(self, group: list[ClosedTurn]) -> list[Segment]:
         """One Whisper call for consecutive turns; a final segment for each turn with words.
 
-        Whisper hears ``_LOOKAHEAD`` of audio past an edge that is a cut and keeps only the
+        Whisper hears ``_LOOKAHEAD`` of audio past an end that is a cut and keeps only the
         words centred inside the turns (:func:`~.turns.assign_words`): a cut falls between
-        words as Whisper hears them, and a word that straddles it goes to one turn only.
+        words as Whisper hears them. Two calls may time a word at a cut differently, so a turn
+        that begins at a cut also takes words centred up to ``_CUT_TOLERANCE`` before it, less
+        those that repeat the end of the turn before (:func:`~.turns.drop_repeated_start`):
+        no word is lost or given twice.
         """
         head, tail = group[0], group[-1]
         first = head.start - (self._lookahead if head.after_cut else self._pad)
@@ -364,8 +375,15 @@ class LocalEngine:
             for w in result.words
         ]
         whole = len(group) == 1 and not head.after_cut and not head.cut
+        placement = list(group)
+        if head.after_cut:
+            placement[0] = dataclasses.replace(head, start=head.start - self._cut_tolerance)
+        shares = assign_words(words, placement, SAMPLE_RATE)
+        if head.after_cut:
+            shares[0] = drop_repeated_start(shares[0], self._tail_words)
+        self._tail_words = shares[-1] if tail.cut else ()
         segments: list[Segment] = []
-        for turn, own in zip(group, assign_words(words, group, SAMPLE_RATE), strict=True):
+        for turn, own in zip(group, shares, strict=True):
             text = result.text if whole else " ".join(w.text for w in own)
             if not text:
                 continue
@@ -440,9 +458,19 @@ def _speaker(label: int) -> str:
 
 
 def recognize(pcm: NDArray[np.int16], settings: LocalSettings | None = None) -> list[Segment]:
-    """Transcribe a whole recording at once: the final segments of ``LocalEngine`` over it."""
+    """Transcribe a whole recording: the final segments of ``LocalEngine`` over it, each in
+    its latest revision (speaker corrections applied), in stream order.
+
+    The recording is fed as a live stream would be (100 ms at a time), so that each turn gets
+    its own Whisper call: one call over many short turns loses words at their edges.
+    """
     engine = LocalEngine(settings)
-    return engine.feed(pcm) + engine.finish()
+    step = SAMPLE_RATE // 10
+    segments = [s for i in range(0, len(pcm), step) for s in engine.feed(pcm[i : i + step])]
+    latest: dict[float, Segment] = {}
+    for segment in segments + engine.finish():
+        latest[segment.offset] = segment  # a correction replaces the segment at its offset
+    return sorted(latest.values(), key=lambda segment: segment.offset)
 
 
 def _to_float(pcm: NDArray[np.int16]) -> NDArray[np.float32]:

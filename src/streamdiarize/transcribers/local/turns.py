@@ -9,12 +9,15 @@ functions on sample positions: no model, no audio.
 
 from __future__ import annotations
 
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ...segment import Word
 
-__all__ = ["ClosedTurn", "assign_words", "group_turns"]
+__all__ = ["ClosedTurn", "assign_words", "drop_repeated_start", "group_turns"]
+
+_MAX_REPEAT = 3  # words: the most two Whisper calls around one cut are seen to share
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +80,22 @@ def assign_words(
         ]
         shares[distances.index(min(distances))].append(word)
     return [tuple(share) for share in shares]
+
+
+def drop_repeated_start(words: Sequence[Word], before: Sequence[Word]) -> tuple[Word, ...]:
+    """``words`` without a start that repeats the end of ``before`` (up to three words).
+
+    Two Whisper calls meet at a cut, each hearing a little of the other side: when both kept
+    the same word(s) there, the later turn gives them up. Compared as lower-case text without
+    punctuation; the longest repeat wins.
+    """
+    said = [_bare(w.text) for w in words]
+    heard = [_bare(w.text) for w in before]
+    for k in range(min(_MAX_REPEAT, len(said), len(heard)), 0, -1):
+        if said[:k] == heard[-k:]:
+            return tuple(words[k:])
+    return tuple(words)
+
+
+def _bare(text: str) -> str:
+    return text.strip().strip(string.punctuation).lower()
