@@ -228,12 +228,14 @@ class RawFormatDetector:
             return None
         fmt = AudioFormat.raw(rate, sample_format, self._channels)
         self.decided = fmt
-        how = "declared" if self._sample_rate else f"inferred: {self.evidence}"
-        logger.info("raw frames: %s, %d Hz %s", sample_format.value, rate, how)
+        how = f"declared {rate} Hz" if self._sample_rate else f"inferred: {self.evidence}"
+        logger.info("raw frames: %s, rate %s", sample_format.value, how)
         return fmt
 
     def _guess_format(self, final: bool) -> SampleFormat | None:
         if not final and len(self._held) < self._next_guess:
+            if self._rates.span >= SILENCE_SECONDS:
+                raise self._undecided()
             return None
         guess = guess_raw_sample_format(bytes(self._held))
         if guess is not None:
