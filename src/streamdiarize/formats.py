@@ -24,6 +24,7 @@ __all__ = [
     "detect_format",
     "guess_raw_sample_format",
     "parse_mime",
+    "sample_format_named",
     "sniff_container",
 ]
 
@@ -163,6 +164,19 @@ _ENCODINGS = {
 }
 
 
+def sample_format_named(name: str) -> SampleFormat:
+    """The sample format a name stands for: ``float32``/``f32``/``f32le``/``float`` or
+    ``int16``/``s16``/``s16le``/``pcm_s16le``/``linear16`` (any case).
+
+    Raises:
+        UnsupportedFormatError: no such name.
+    """
+    found = _ENCODINGS.get(name.strip().lower())
+    if found is None:
+        raise UnsupportedFormatError(f"raw sample encoding {name!r} is not float32 or int16")
+    return found
+
+
 def parse_mime(mime: str) -> AudioFormat:
     """Map a MIME string, as ``MediaRecorder.mimeType`` reports it, to an :class:`AudioFormat`.
 
@@ -193,9 +207,7 @@ def parse_mime(mime: str) -> AudioFormat:
             codec = "opus"
         return AudioFormat(container, codec)
     encoding = values.get("encoding") or values.get("format")
-    sample_format = _ENCODINGS.get(encoding.lower()) if encoding else None
-    if encoding and sample_format is None:
-        raise UnsupportedFormatError(f"raw sample encoding {encoding!r} is not float32 or int16")
+    sample_format = sample_format_named(encoding) if encoding else None
     if base == "audio/l16":
         sample_format = SampleFormat.INT16
     try:
