@@ -32,13 +32,12 @@ from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
 from .._exceptions import StreamDiarizeError, TranscriberError
-from ..segment import Segment
 from ..session import TranscriptionSession
 from ._engines import Engine
 from ._observer import SessionInfo, SessionObserver, SessionOutcome
 from ._security import origin_allowed, presented_token, token_matches
 from ._settings import ServerSettings
-from .opening import Opening, parse_opening
+from .opening import Opening, console_line, origin_refusal, parse_opening
 from .protocol import (
     SUBPROTOCOL,
     ErrorCode,
@@ -115,15 +114,6 @@ async def handle_websocket(websocket: WebSocket, context: ServerContext) -> None
     offered = websocket.scope.get("subprotocols") or []
     await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
     await _Connection(websocket, context).run()
-
-
-def origin_refusal(origin: str | None) -> str:
-    """What a refused page's developer needs to read: which option admits that origin."""
-    return (
-        f"WebSocket from origin {origin!r} refused: only pages from this server's own origin "
-        f"may connect; start the server with --allow-origin {origin} to accept this page "
-        "(ServerSettings(allowed_origins=...) in code)"
-    )
 
 
 async def _refuse_origin(websocket: WebSocket, origin: str | None) -> None:
@@ -408,11 +398,6 @@ class _Connection:
         )
         if self.context.observer is not None and self.info is not None:
             self.context.observer.session_ended(self.info, outcome)
-
-
-def console_line(segment: Segment) -> str:
-    """A final segment as the server prints it: ``[  4.14 s] Guest-2: Thanks.``"""
-    return f"[{segment.offset:7.2f} s] {segment.speaker}: {segment.text}"
 
 
 if sys.version_info >= (3, 11):

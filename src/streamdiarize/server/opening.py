@@ -25,11 +25,19 @@ from urllib.parse import parse_qs
 
 from .._exceptions import StreamDiarizeError
 from ..formats import AudioFormat, SampleFormat, sample_format_named
+from ..segment import Segment
 from ..session import TranscriptionSession
 from ..transcribers import Transcriber
 from .protocol import ErrorCode, ProtocolError, StartMessage, parse_start
 
-__all__ = ["Opening", "RawHints", "parse_opening", "parse_query_hints"]
+__all__ = [
+    "Opening",
+    "RawHints",
+    "console_line",
+    "origin_refusal",
+    "parse_opening",
+    "parse_query_hints",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,3 +129,17 @@ def parse_opening(message: str | bytes, query: str | bytes = "") -> Opening:
     if isinstance(message, str):
         return Opening(parse_start(message), b"", hints)
     return Opening(None, bytes(message), hints)
+
+
+def console_line(segment: Segment) -> str:
+    """A final segment as a server prints it: ``[   4.14 s] Guest-2: Thanks.``"""
+    return f"[{segment.offset:7.2f} s] {segment.speaker}: {segment.text}"
+
+
+def origin_refusal(origin: str | None) -> str:
+    """What a refused page's developer needs to read: which option admits that origin."""
+    return (
+        f"WebSocket from origin {origin!r} refused: only pages from this server's own origin "
+        f"may connect; start the server with --allow-origin {origin} to accept this page "
+        "(ServerSettings(allowed_origins=...) in code)"
+    )
