@@ -510,12 +510,23 @@ def own_page_server(request: pytest.FixtureRequest) -> Iterator[tuple[ConsoleSer
 
 
 def printed_segments(server: ConsoleServer, since: int) -> list[dict[str, Any]]:
-    return [m.groupdict() for line in server.lines[since:] if (m := LINE.match(line.strip()))]
+    """The segments printed since line ``since``, from the dialog's first phrase on.
+
+    The server is shared by the tests of a module: the previous page's session may still
+    print its last (flushed) phrase after this test began; that is not this page's output.
+    """
+    printed = [m.groupdict() for line in server.lines[since:] if (m := LINE.match(line.strip()))]
+    first = next((i for i, p in enumerate(printed) if p["text"] == DIALOG[0]["text"]), None)
+    return [] if first is None else printed[first:]
 
 
 def check_printed(server: ConsoleServer, since: int, what: str) -> None:
     """The server printed the dialog's first phrases with their speakers, at the right pace."""
-    wait_until(lambda: len(printed_segments(server, since)) >= PAGE_FINALS, timeout=40, what=what)
+    try:
+        wait_until(lambda: len(printed_segments(server, since)) >= PAGE_FINALS, 40, what)
+    except AssertionError as exc:
+        output = "".join(server.lines[since:])
+        raise AssertionError(f"{exc}; the server's output:\n{output}") from None
     printed = printed_segments(server, since)[:PAGE_FINALS]
     assert [p["text"] for p in printed] == [u["text"] for u in DIALOG[:PAGE_FINALS]], printed
     assert [p["speaker"] for p in printed] == SPEAKERS[:PAGE_FINALS]

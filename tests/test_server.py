@@ -638,6 +638,7 @@ def test_segment_json_rounds_times_and_keeps_words() -> None:
         "offset": 1.235,
         "duration": 0.5,
         "final": True,
+        "revision": 0,
         "words": [{"text": "hi", "offset": 1.235, "duration": 0.5, "confidence": 0.8}],
     }
 
