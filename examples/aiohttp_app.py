@@ -18,13 +18,13 @@ import asyncio
 
 from aiohttp import WSMsgType, web
 
-from streamdiarize import StreamDiarizeError, TranscriptionSession
+from streamdiarize import StreamDiarizeError
+from streamdiarize.server.opening import console_line, origin_refusal, parse_opening
 from streamdiarize.server.protocol import (
     SUBPROTOCOL,
     end_message,
     error_for,
     parse_message,
-    parse_start,
     segment_message,
 )
 from streamdiarize.transcribers import Transcriber, default_transcriber
@@ -46,18 +46,18 @@ async def receive(ws: web.WebSocketResponse) -> str | bytes:
 
 
 async def transcribe(request: web.Request) -> web.StreamResponse:
-    if request.headers.get("Origin") not in ALLOWED_ORIGINS:  # stop cross-site pages
-        raise web.HTTPForbidden(text="origin refused")
+    origin = request.headers.get("Origin")
+    if origin not in ALLOWED_ORIGINS:  # stop cross-site pages
+        raise web.HTTPForbidden(text=origin_refusal(origin))
     ws = web.WebSocketResponse(protocols=[SUBPROTOCOL], max_msg_size=1 << 20)
     await ws.prepare(request)
     try:
-        start = parse_start(await receive(ws))
-        async with TranscriptionSession(
-            request.app[TRANSCRIBER], mime=start.mime, interim_results=start.interim
-        ) as session:
+        opening = parse_opening(await receive(ws), request.query_string)
+        async with opening.session(request.app[TRANSCRIBER]) as session:
 
             async def pump_audio() -> None:
                 try:
+                    await session.send(opening.audio)  # b"" after a start message
                     while isinstance(message := await receive(ws), bytes):
                         await session.send(message)
                     parse_message(message)  # the only text allowed: {"type": "stop"}
@@ -67,6 +67,8 @@ async def transcribe(request: web.Request) -> web.StreamResponse:
             audio = asyncio.create_task(pump_audio())
             try:
                 async for segment in session:
+                    if segment.final:
+                        print(console_line(segment), flush=True)
                     await ws.send_str(segment_message(segment))
                 await audio  # its error, if any, is reported below
             finally:
@@ -85,6 +87,7 @@ async def transcribe(request: web.Request) -> web.StreamResponse:
 def make_app() -> web.Application:
     app = web.Application()
     app[TRANSCRIBER] = default_transcriber()
+    app.router.add_get("/", transcribe)  # what new WebSocket("ws://localhost:8080") reaches
     app.router.add_get("/ws", transcribe)
     return app
 
@@ -93,5 +96,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN")
     args = parser.parse_args()
+    ALLOWED_ORIGINS.update(args.allow_origin)
     web.run_app(make_app(), host=args.host, port=args.port)

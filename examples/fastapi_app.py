@@ -21,13 +21,13 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
-from streamdiarize import StreamDiarizeError, TranscriptionSession
+from streamdiarize import StreamDiarizeError
+from streamdiarize.server.opening import console_line, origin_refusal, parse_opening
 from streamdiarize.server.protocol import (
     SUBPROTOCOL,
     end_message,
     error_for,
     parse_message,
-    parse_start,
     segment_message,
 )
 from streamdiarize.transcribers import default_transcriber
@@ -53,21 +53,23 @@ async def receive(websocket: WebSocket) -> str | bytes:
     return data if data is not None else str(message.get("text", ""))
 
 
+@app.websocket("/")  # what pages that open new WebSocket("ws://localhost:8000") reach
 @app.websocket("/ws")
 async def transcribe(websocket: WebSocket) -> None:
-    if websocket.headers.get("origin") not in ALLOWED_ORIGINS:  # stop cross-site pages
+    origin = websocket.headers.get("origin")
+    if origin not in ALLOWED_ORIGINS:  # stop cross-site pages
+        print(origin_refusal(origin), flush=True)
         await websocket.close(1008)
         return
     offered = websocket.scope.get("subprotocols", [])
     await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
     try:
-        start = parse_start(await receive(websocket))
-        async with TranscriptionSession(
-            websocket.app.state.transcriber, mime=start.mime, interim_results=start.interim
-        ) as session:
+        opening = parse_opening(await receive(websocket), websocket.url.query)
+        async with opening.session(websocket.app.state.transcriber) as session:
 
             async def pump_audio() -> None:
                 try:
+                    await session.send(opening.audio)  # b"" after a start message
                     while isinstance(message := await receive(websocket), bytes):
                         await session.send(message)
                     parse_message(message)  # the only text allowed: {"type": "stop"}
@@ -77,6 +79,8 @@ async def transcribe(websocket: WebSocket) -> None:
             audio = asyncio.create_task(pump_audio())
             try:
                 async for segment in session:
+                    if segment.final:
+                        print(console_line(segment), flush=True)
                     await websocket.send_text(segment_message(segment))
                 await audio  # its error, if any, is reported below
             finally:
@@ -95,5 +99,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN")
     args = parser.parse_args()
+    ALLOWED_ORIGINS.update(args.allow_origin)
     uvicorn.run(app, host=args.host, port=args.port, ws_max_size=1 << 20)

@@ -26,7 +26,9 @@ __all__ = [
     "capture_messages",
     "dialog",
     "feed_in_pieces",
+    "ncc_near_zero_lag",
     "piece_sizes",
+    "reference_pcm",
 ]
 
 #: Where the browser captures live (see README.md there).
@@ -92,3 +94,22 @@ def piece_sizes(max_piece: int = 4096, max_pieces: int = 200) -> st.SearchStrate
     """
     size = st.one_of(st.integers(0, 3), st.integers(0, 64), st.integers(0, max_piece))
     return st.lists(size, max_size=max_pieces)
+
+
+def reference_pcm(name: str) -> NDArray[np.int16]:
+    """A capture's FFmpeg reference decode (``reference.wav``, 16 kHz int16 mono)."""
+    with wave.open(str(capture_dir(name) / "reference.wav")) as w:
+        return np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+
+
+def ncc_near_zero_lag(a: NDArray[np.int16], b: NDArray[np.int16], max_lag: int = 16) -> float:
+    """Best normalized cross-correlation within ±max_lag samples (16 = 1 ms at 16 kHz)."""
+    x64 = a.astype(np.float64)
+    y64 = b.astype(np.float64)
+    n = min(len(x64), len(y64)) - 2 * max_lag
+    best = -1.0
+    for lag in range(-max_lag, max_lag + 1):
+        x = x64[max_lag : max_lag + n]
+        y = y64[max_lag + lag : max_lag + lag + n]
+        best = max(best, float(np.dot(x, y) / np.sqrt(np.dot(x, x) * np.dot(y, y))))
+    return best

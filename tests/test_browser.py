@@ -15,9 +15,17 @@ every browser >= 0.9 in 90 % of the voiced 250 ms windows, each realigned within
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import json
 import os
+import re
 import shutil
+import socket
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -449,3 +457,164 @@ def test_firefox_audioworklet_float32(stack: Stack, dialog_48k: Path, tmp_path: 
     assert rate in (44_100, 48_000)
     mime = f"audio/pcm;rate={rate};encoding=float32;channels=1"
     check_run(run, mime=mime, finals=2, restarts=0, steady_clock=False)
+
+
+# -- pages people already wrote: no subprotocol, no start message, the root path ---------------
+
+PAGES = Path(__file__).parent / "browser" / "pages"
+PAGE_FINALS = 2  # two speakers, 7.1 s: enough to show words, speakers and the clock
+LINE = re.compile(r"^\[\s*(?P<offset>[\d.]+) s\] (?P<speaker>\S+): (?P<text>.*)$")
+RATE_LOG = re.compile(
+    r"raw frames: float32, rate inferred: (?P<rate>\d+) Hz \(measured .*?(?P<off>[\d.]+) % off\)"
+)
+
+
+@dataclass
+class ConsoleServer:
+    """A server process whose standard output (the printed segments) the test reads."""
+
+    url: str
+    lines: list[str]
+    logs_decisions: bool = False  # `serve` logs the raw-format decision at INFO
+
+
+@contextlib.contextmanager
+def page_host() -> Iterator[str]:
+    """Serve tests/browser/pages over HTTP on a free port: another origin than the server."""
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(PAGES))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as httpd:
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{httpd.server_address[1]}"
+        finally:
+            httpd.shutdown()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def console_server(command: list[str], env: dict[str, str], port: int) -> Iterator[ConsoleServer]:
+    """Run ``command`` until the block ends; collect its output lines (both streams)."""
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines: list[str] = []
+    assert process.stdout is not None
+    stdout = process.stdout
+    threading.Thread(target=lambda: lines.extend(stdout), daemon=True).start()
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            assert process.poll() is None, "the server exited"
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+        yield ConsoleServer(f"ws://127.0.0.1:{port}/", lines)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module", params=["serve", "websockets_server.py"])
+def own_page_server(request: pytest.FixtureRequest) -> Iterator[tuple[ConsoleServer, str]]:
+    """``streamdiarize serve`` (fake engine) or the websockets example (real Azure SDK against
+    the emulator), accepting the page host's origin; yields it and that origin."""
+    from streamdiarize.testing import FakeSpeechService, ScriptedRecognizer
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPEECH_")}
+    with page_host() as origin, contextlib.ExitStack() as stack:
+        if request.param == "serve":
+            script = str(CAPTURES / "dialog.json")
+            cli = "from streamdiarize.cli import main; raise SystemExit(main())"
+            command = [sys.executable, "-c", cli, "serve", "--engine", "fake", "--script",
+                       script, "--port", str(port), "--allow-origin", origin]  # fmt: skip
+        else:
+            service = stack.enter_context(
+                FakeSpeechService(ScriptedRecognizer.from_utterances(DIALOG))
+            )
+            env |= {"SPEECH_KEY": "k", "SPEECH_REGION": "emulator", "SPEECH_HOST": service.host}
+            command = [sys.executable, str(ROOT / "examples" / request.param),
+                       "--port", str(port), "--allow-origin", origin]  # fmt: skip
+        server = stack.enter_context(console_server(command, env, port))
+        server.logs_decisions = request.param == "serve"
+        yield server, origin
+
+
+def printed_segments(server: ConsoleServer, since: int) -> list[dict[str, Any]]:
+    """The segments printed since line ``since``, from the dialog's first phrase on.
+
+    The server is shared by the tests of a module: the previous page's session may still
+    print its last (flushed) phrase after this test began; that is not this page's output.
+    """
+    printed = [m.groupdict() for line in server.lines[since:] if (m := LINE.match(line.strip()))]
+    first = next((i for i, p in enumerate(printed) if p["text"] == DIALOG[0]["text"]), None)
+    return [] if first is None else printed[first:]
+
+
+def check_printed(server: ConsoleServer, since: int, what: str) -> None:
+    """The server printed the dialog's first phrases with their speakers, at the right pace."""
+    try:
+        wait_until(lambda: len(printed_segments(server, since)) >= PAGE_FINALS, 40, what)
+    except AssertionError as exc:
+        output = "".join(server.lines[since:])
+        raise AssertionError(f"{exc}; the server's output:\n{output}") from None
+    printed = printed_segments(server, since)[:PAGE_FINALS]
+    assert [p["text"] for p in printed] == [u["text"] for u in DIALOG[:PAGE_FINALS]], printed
+    assert [p["speaker"] for p in printed] == SPEAKERS[:PAGE_FINALS]
+    # The scripted engine answers with the script's times, so the rate is checked where
+    # `serve` logs its measurement: the AudioContext's rate, measured within 1 %.
+    decisions = [m for line in server.lines[since:] if (m := RATE_LOG.search(line))]
+    if "scriptprocessor" in what and server.logs_decisions:
+        assert len(decisions) == 1, server.lines[since:]
+        assert int(decisions[0]["rate"]) in (44_100, 48_000)
+        assert float(decisions[0]["off"]) < 1.0, decisions[0].group(0)
+    print(f"{what}: {printed}", *(d.group(0) for d in decisions))
+
+
+@pytest.mark.parametrize("page", ["scriptprocessor.html", "mediarecorder.html"])
+def test_chromium_own_page_unchanged(
+    chromium: Any, own_page_server: tuple[ConsoleServer, str], page: str
+) -> None:
+    server, origin = own_page_server
+    since = len(server.lines)
+    context = chromium.new_context()
+    try:
+        tab = context.new_page()
+        tab.goto(f"{origin}/{page}?ws={server.url}")
+        check_printed(server, since, f"chromium {page}")
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("page", ["scriptprocessor.html", "mediarecorder.html"])
+def test_firefox_own_page_unchanged(
+    own_page_server: tuple[ConsoleServer, str], dialog_48k: Path, tmp_path: Path, page: str
+) -> None:
+    from browser.firefox import FIREFOX, Firefox, PulseAudio
+
+    missing = [t for t in (FIREFOX, "pulseaudio", "paplay", "pactl") if not shutil.which(t)]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)}")
+    server, origin = own_page_server
+    since = len(server.lines)
+    with PulseAudio(tmp_path / "pulse") as pulse, Firefox(tmp_path / "profile", pulse.env) as ff:
+        ff.goto(f"{origin}/{page}?ws={server.url}")
+        ff.wait_for("document.title === 'recording'", timeout=15)
+        pulse.play(dialog_48k)
+        check_printed(server, since, f"firefox {page}")

@@ -16,8 +16,8 @@ invisible on the rendered page):
 
 The Azure backend runs against :class:`FakeSpeechService` (``SPEECH_KEY``/``SPEECH_HOST``),
 which checks that what the real SDK forwards is speech and answers the bundled sample's
-script; the local engine runs for real. README's ``handle(websocket, mime)`` is called with a
-fake socket that replays a Chromium capture.
+script; the local engine runs for real. README's zero-config ``handle(websocket)`` is called
+with a fake socket that replays a Chromium capture, declaring nothing.
 """
 
 from __future__ import annotations
@@ -251,7 +251,8 @@ class FakeWebSocket:
 
 
 def test_readme_handler_transcribes_a_chromium_capture() -> None:
-    """README's handler, fed Chromium's MediaRecorder messages, sends the dialog's phrases."""
+    """README's handler, fed Chromium's MediaRecorder messages with nothing declared, sends
+    the dialog's phrases back as JSON ``segment`` messages."""
     meta = json.loads((capture_dir("A") / "meta.json").read_text())
     lag = float(meta["verification"]["lag_s"])
     utterances = json.loads((CAPTURES / "dialog.json").read_text())["utterances"]
@@ -260,21 +261,19 @@ def test_readme_handler_transcribes_a_chromium_capture() -> None:
         with azure_at(service):
             namespace = run_page(ROOT / "README.md")
             socket = FakeWebSocket(capture_messages("A"))
-            asyncio.run(namespace["handle"](socket, meta["mimeType"]))
+            asyncio.run(namespace["handle"](socket))  # no MIME type: found out from the bytes
         assert not service.audio_problems, service.audio_problems
-    line = re.compile(r"^(Guest-\d) \[(.+)\] (\d+\.\d)s: (.+)$")
-    sent = [line.match(text) for text in socket.sent]
-    assert all(sent), socket.sent
+    sent = [json.loads(text) for text in socket.sent]
+    assert all(m["type"] == "segment" and m["final"] for m in sent), socket.sent
     guests: dict[str, str] = {}
     expected = [
         (guests.setdefault(u["speaker"], f"Guest-{len(guests) + 1}"), u["text"], u["start_s"] + lag)
         for u in utterances
     ]
-    assert [(m[1], m[4]) for m in sent if m] == [(g, t) for g, t, _ in expected]
-    assert all(m[2] == "en-US" for m in sent if m)
+    assert [(m["speaker"], m["text"]) for m in sent] == [(g, t) for g, t, _ in expected]
+    assert all(m["language"] == "en-US" for m in sent)
     for m, (_, _, start) in zip(sent, expected, strict=True):
-        assert m is not None
-        assert float(m[3]) == pytest.approx(start, abs=0.11)
+        assert m["offset"] == pytest.approx(start, abs=0.11)
 
 
 def _griffe_package() -> Any:

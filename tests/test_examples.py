@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from _feeding import CAPTURES, capture_dir
+from _feeding import CAPTURES, capture_dir, capture_messages
 from browser.wsclient import converse
 from streamdiarize.server import BackgroundServer, ServerSettings, create_app, open_engine
 from streamdiarize.testing import FakeSpeechService, ScriptedRecognizer
@@ -33,6 +33,7 @@ pytestmark = pytest.mark.timeout(120)
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 DIALOG = json.loads((CAPTURES / "dialog.json").read_text())["utterances"]
 DIALOG_WAV = CAPTURES / "dialog.wav"
+STOP = {"type": "stop"}
 TOKEN = "example-token-0123456789"
 
 
@@ -121,13 +122,19 @@ def test_example_server_transcribes_a_streamed_file(
         assert_dialog(messages)
         assert not emulator.audio_problems, "the SDK received real speech, not container bytes"
 
-        # The same process keeps serving: a protocol error, then a page of another site.
-        talk = asyncio.run(converse(url, [b"\x1a\x45\xdf\xa3 audio before start"]))
+        # The same process keeps serving: a zero-config page (no subprotocol, no start
+        # message, the root path), a protocol error, then a page of another site.
+        root = f"ws://127.0.0.1:{port}/"
+        plain = asyncio.run(converse(root, [*capture_messages("G"), STOP], subprotocols=()))
+        assert [f["text"] for f in plain.finals] == [u["text"] for u in DIALOG]
+        talk = asyncio.run(converse(url, [STOP]))
         assert talk.error_code == "unexpected_message"
         assert talk.close_code == 1003
         with pytest.raises(InvalidStatus) as refused:
             asyncio.run(converse(url, [], origin="https://evil.example"))
         assert refused.value.response.status_code == 403
+        if example != "fastapi_app.py":  # Starlette's close before accept has no body
+            assert b"--allow-origin https://evil.example" in refused.value.response.body
 
 
 def test_client_paces_a_webm_recording_to_the_demo_server(tmp_path: Path) -> None:

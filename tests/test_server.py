@@ -189,7 +189,7 @@ async def test_stop_right_after_start_ends_cleanly(serve: Serve) -> None:
 @pytest.mark.parametrize(
     ("outgoing", "code", "close_code"),
     [
-        ([b"\x1a\x45\xdf\xa3 audio first"], "unexpected_message", 1003),
+        ([*capture_messages("A")[:6], b"\x00" * 64], "bad_audio", 1007),  # no start message
         (["{not json"], "bad_message", 1007),
         (["[1, 2]"], "bad_message", 1007),
         ([{"mime": WEBM}], "bad_message", 1007),
@@ -198,7 +198,7 @@ async def test_stop_right_after_start_ends_cleanly(serve: Serve) -> None:
         ([{"type": "start", "mime": WEBM, "interim": "yes"}], "bad_message", 1007),
         ([start("audio/flac;codecs=flac-nope")], "unsupported_format", 1003),
         ([start("video/x-unknown")], "unsupported_format", 1003),
-        ([start("audio/pcm;encoding=float32")], "unsupported_format", 1003),
+        ([start("audio/pcm;rate=12;encoding=float32")], "unsupported_format", 1003),
         ([start(), {"type": "pause"}], "unexpected_message", 1003),
         ([start(), "hello"], "bad_message", 1007),
         ([start(), start()], "unexpected_message", 1003),
@@ -251,6 +251,72 @@ async def test_the_app_checks_message_size_under_any_websocket_layer(serve: Serv
     assert talk.close_code == 1009
 
 
+# -- zero-config clients: no subprotocol, no start message ----------------------------------
+
+SPEAKERS = ["Guest-1", "Guest-2", "Guest-3", "Guest-1", "Guest-2"]
+
+
+def assert_phrases(talk: Any, count: int) -> None:
+    assert [f["text"] for f in talk.finals] == [u["text"] for u in DIALOG[:count]], talk.received
+    assert [f["speaker"] for f in talk.finals] == SPEAKERS[:count]
+    for final, utterance in zip(talk.finals, DIALOG, strict=False):
+        assert final["offset"] == pytest.approx(utterance["start_s"], abs=0.03)
+
+
+async def test_a_page_that_only_sends_scriptprocessor_frames_on_the_root_path(
+    serve: Serve, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Capture D exactly as the page sent it, in real time: float32 at 44.1 kHz, undeclared.
+    The segments come back as JSON and are printed on the server's console."""
+    server = serve(ServerSettings(print_segments=True))
+    messages = capture_messages("D")
+    talk = await converse(
+        server.ws_url.removesuffix("/ws") + "/",
+        [*messages, STOP],
+        subprotocols=(),
+        origin=server.url,
+        pace=1024 / 44_100,
+    )
+    assert talk.subprotocol is None
+    assert talk.types[0] == "ready"
+    assert_phrases(talk, 2)
+    seconds = len(messages) * 1024 / 44_100  # every sample, none lost to the measurement
+    assert talk.received[-1] == {"type": "end", "audio_seconds": pytest.approx(seconds, abs=0.002)}
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-2:] == [
+        f"[{u['start_s']:7.2f} s] {speaker}: {u['text']}"
+        for u, speaker in zip(DIALOG[:2], SPEAKERS, strict=False)
+    ]
+
+
+async def test_a_page_that_only_sends_mediarecorder_chunks_on_ws(serve: Serve) -> None:
+    collector = Collector()
+    server = serve(observer=collector)
+    talk = await converse(server.ws_url, [*capture_messages("A"), STOP], subprotocols=())
+    assert_phrases(talk, 5)
+    assert collector.started[-1].mime is None
+
+
+async def test_query_hints_declare_raw_frames_so_no_pacing_is_needed(serve: Serve) -> None:
+    server = serve()
+    url = f"{server.ws_url}?rate=44100&format=s16"
+    talk = await converse(url, [*capture_messages("F"), STOP], subprotocols=())
+    assert_phrases(talk, 2)
+    bad = await converse(f"{server.ws_url}?rate=fast", [b"\0" * 64], subprotocols=())
+    assert bad.error_code == "unsupported_format"
+    assert "?rate=48000&format=f32" in bad.error["message"]  # type: ignore[index]
+
+
+async def test_a_file_pushed_at_full_speed_without_a_rate_is_told_what_to_declare(
+    serve: Serve,
+) -> None:
+    server = serve()
+    talk = await converse(server.ws_url, [*capture_messages("D"), STOP], subprotocols=())
+    assert talk.error_code == "unsupported_format"
+    assert "faster than real time" in talk.error["message"]  # type: ignore[index]
+    assert talk.close_code == 1003
+
+
 # -- access control --------------------------------------------------------------------------
 
 
@@ -259,6 +325,7 @@ async def test_cross_origin_pages_are_refused_at_the_handshake(serve: Serve) -> 
     with pytest.raises(InvalidStatus) as refused:
         await converse(server.ws_url, [start()], origin="https://evil.example")
     assert refused.value.response.status_code == 403
+    assert b"--allow-origin https://evil.example" in refused.value.response.body
     same = await converse(server.ws_url, [start(), STOP], origin=server.url)
     assert same.types == ["ready", "end"]
     localhost = server.url.replace("127.0.0.1", "localhost")
@@ -349,7 +416,7 @@ async def test_a_silent_client_times_out(serve: Serve) -> None:
     began = time.monotonic()
     talk = await converse(server.ws_url, [])
     assert talk.error_code == "timeout"
-    assert "start message" in talk.error["message"]
+    assert "first message" in talk.error["message"]
     assert talk.close_code == 1008
     assert time.monotonic() - began < 3
     idle = await converse(server.ws_url, [start()])

@@ -158,6 +158,11 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="DIR",
         help="keep every session's bytes in DIR (stream.bin, sizes.json, meta.json)",
     )
+    serve.add_argument(
+        "--quiet",
+        action="store_true",
+        help="do not print the final segments of every session on standard output",
+    )
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
     serve.set_defaults(command=serve_command)
 
@@ -186,6 +191,7 @@ def serve_command(args: argparse.Namespace) -> int:
         max_sessions=args.max_sessions,
         allowed_origins=tuple(args.allow_origin),
         allowed_hosts=tuple(args.allow_host) if args.allow_host else None,
+        print_segments=not args.quiet,
         token=token,
     )
     _log_to_stderr(args.log_level)

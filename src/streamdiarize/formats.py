@@ -24,6 +24,8 @@ __all__ = [
     "detect_format",
     "guess_raw_sample_format",
     "parse_mime",
+    "sample_format_named",
+    "sniff_container",
 ]
 
 #: Bytes :func:`detect_format` needs to recognise every container by its magic.
@@ -83,17 +85,29 @@ class AudioFormat:
     @classmethod
     def raw(
         cls,
-        sample_rate: int,
+        sample_rate: int | None,
         sample_format: SampleFormat | str | None = SampleFormat.FLOAT32,
         channels: int = 1,
     ) -> AudioFormat:
         """Raw interleaved frames, e.g. ``AudioFormat.raw(48000, "float32")``.
 
         Pass ``sample_format=None`` to let the heuristic of :func:`guess_raw_sample_format`
-        decide between float32 and int16 once enough non-silent audio has arrived.
+        decide between float32 and int16 once enough non-silent audio has arrived, and
+        ``sample_rate=None`` to infer the rate from how fast a live stream arrives (see
+        :mod:`streamdiarize.raw_detection`); :meth:`auto` is both.
         """
         fmt = None if sample_format is None else SampleFormat(sample_format)
         return cls(Container.RAW, "pcm", fmt, sample_rate, channels)
+
+    @classmethod
+    def auto(cls) -> AudioFormat:
+        """Find out: a container by its magic bytes, else raw frames whose sample format and
+        rate are told from the stream (see :mod:`streamdiarize.raw_detection`).
+
+        What :class:`~streamdiarize.ChunkReassembler` does anyway when nothing is declared;
+        pass it to say so explicitly.
+        """
+        return cls(Container.RAW, "pcm", None, None, 1)
 
     @property
     def mime(self) -> str:
@@ -150,6 +164,19 @@ _ENCODINGS = {
 }
 
 
+def sample_format_named(name: str) -> SampleFormat:
+    """The sample format a name stands for: ``float32``/``f32``/``f32le``/``float`` or
+    ``int16``/``s16``/``s16le``/``pcm_s16le``/``linear16`` (any case).
+
+    Raises:
+        UnsupportedFormatError: no such name.
+    """
+    found = _ENCODINGS.get(name.strip().lower())
+    if found is None:
+        raise UnsupportedFormatError(f"raw sample encoding {name!r} is not float32 or int16")
+    return found
+
+
 def parse_mime(mime: str) -> AudioFormat:
     """Map a MIME string, as ``MediaRecorder.mimeType`` reports it, to an :class:`AudioFormat`.
 
@@ -180,9 +207,7 @@ def parse_mime(mime: str) -> AudioFormat:
             codec = "opus"
         return AudioFormat(container, codec)
     encoding = values.get("encoding") or values.get("format")
-    sample_format = _ENCODINGS.get(encoding.lower()) if encoding else None
-    if encoding and sample_format is None:
-        raise UnsupportedFormatError(f"raw sample encoding {encoding!r} is not float32 or int16")
+    sample_format = sample_format_named(encoding) if encoding else None
     if base == "audio/l16":
         sample_format = SampleFormat.INT16
     try:
@@ -196,7 +221,8 @@ def parse_mime(mime: str) -> AudioFormat:
         raise UnsupportedFormatError(f"MIME type {mime!r}: {exc}") from exc
 
 
-def _sniff(data: bytes) -> Container | None:
+def sniff_container(data: bytes) -> Container | None:
+    """The container whose magic bytes ``data`` starts with, or ``None`` (raw frames or too few)."""
     if data[:4] == b"\x1a\x45\xdf\xa3":
         return Container.WEBM
     if data[:4] == b"OggS":
@@ -236,7 +262,7 @@ def detect_format(data: bytes, mime: str | None = None) -> AudioFormat:
     hinted = parse_mime(mime) if mime else None
     if hinted is not None and hinted.container is Container.RAW:
         return hinted  # raw frames have no magic that could contradict the page's declaration
-    sniffed = _sniff(bytes(data[:MAGIC_BYTES_NEEDED]))
+    sniffed = sniff_container(bytes(data[:MAGIC_BYTES_NEEDED]))
     if sniffed is not None:
         if hinted is not None and hinted.container is sniffed:
             return hinted
@@ -269,9 +295,13 @@ def guess_raw_sample_format(data: bytes) -> SampleFormat | None:
 
     Read as float32, real float audio has nearly all non-zero values between 1e-7 and 16 in
     magnitude; int16 audio read as float32 gives mostly denormal-tiny or astronomically large
-    values (the high sample's bits land in the exponent). The guess needs at least
+    values (the high sample's bits land in the exponent). Read as int16, real int16 audio sits
+    mostly near zero (median magnitude under a quarter of full scale), while float32 audio read
+    as int16 does not (every other value holds a float's sign and exponent, about ±16000), nor do
+    random bytes (uniform: median 16384) or text. The guess needs at least
     :data:`GUESS_MIN_NONZERO_SAMPLES` non-zero float32 words and a clear majority (95 % / 50 %)
-    either way; digital silence decides nothing.
+    either way; digital silence decides nothing, and bytes that fit neither reading decide
+    nothing either.
     """
     usable = len(data) - len(data) % 4
     words = np.frombuffer(data[:usable], dtype="<f4")
@@ -283,19 +313,29 @@ def guess_raw_sample_format(data: bytes) -> SampleFormat | None:
     plausible = float(np.mean((magnitude >= 1e-7) & (magnitude <= 16.0)))
     if plausible >= 0.95:
         return SampleFormat.FLOAT32
-    if plausible <= 0.5:
+    if plausible <= 0.5 and _looks_like_int16_audio(data[:usable]):
         return SampleFormat.INT16
     return None
 
 
-def with_raw_defaults(
-    fmt: AudioFormat, *, sample_rate: int | None, channels: int | None
-) -> AudioFormat:
-    """Fill a raw format's missing rate/channels from caller arguments."""
+#: Median magnitude of non-zero int16 audio stays below this (a quarter of full scale).
+_INT16_MEDIAN_LIMIT = 8192
+
+
+def _looks_like_int16_audio(data: bytes) -> bool:
+    """Read as int16, are the non-zero values concentrated near zero, as audio's are?"""
+    samples = np.frombuffer(data, dtype="<i2").astype(np.int32)
+    nonzero = np.abs(samples[samples != 0])
+    return bool(nonzero.size) and float(np.median(nonzero)) <= _INT16_MEDIAN_LIMIT
+
+
+def with_raw_defaults(fmt: AudioFormat, hints: AudioFormat) -> AudioFormat:
+    """Fill a raw format's missing sample format, rate and channels from ``hints``."""
     if fmt.container is not Container.RAW:
         return fmt
     return replace(
         fmt,
-        sample_rate=fmt.sample_rate or sample_rate,
-        channels=fmt.channels or channels,
+        sample_format=fmt.sample_format or hints.sample_format,
+        sample_rate=fmt.sample_rate or hints.sample_rate,
+        channels=fmt.channels or hints.channels,
     )

@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import time
+from collections.abc import Callable
 from types import TracebackType
 
 import numpy as np
@@ -31,7 +33,7 @@ from ._exceptions import (
     TranscriberError,
 )
 from .containers import DEFAULT_MAX_BUFFERED
-from .formats import AudioFormat
+from .formats import AudioFormat, SampleFormat
 from .reassembler import DEFAULT_MAX_FEED_SECONDS, ChunkReassembler
 from .segment import Segment
 from .transcribers import SAMPLE_RATE, Transcriber, TranscriberStream
@@ -108,10 +110,16 @@ class TranscriptionSession:
     Args:
         transcriber: the backend; ``None``: Azure when ``SPEECH_KEY`` and a location
             (``SPEECH_REGION``, ``_ENDPOINT`` or ``_HOST``) are set, else the local engine.
-        format: the client's audio format when known (see :class:`AudioFormat`).
+        format: the client's audio format when known (see :class:`AudioFormat`); with neither
+            ``format`` nor ``mime`` it is found out from the bytes, raw frames included.
         mime: the client's ``MediaRecorder.mimeType`` or ``audio/pcm;rate=...`` string.
-        sample_rate: rate of raw frames when neither ``format`` nor ``mime`` gives it.
+        sample_rate: rate of raw frames when neither ``format`` nor ``mime`` gives it;
+            otherwise it is measured from arrival times over the first 1-2 s.
+        sample_format: float32 or int16 for raw frames when neither ``format`` nor ``mime``
+            gives it; otherwise it is told from the values.
         channels: channels of raw frames when neither ``format`` nor ``mime`` gives it.
+        clock: where :meth:`send` reads each message's arrival time (seconds); injectable
+            so that tests can replay a recorded timing.
         interim_results: also yield interim hypotheses (``Segment.final is False``).
         max_pending_segments: how many undelivered segments make ``send()`` wait.
         max_buffered: cap on bytes the demuxer holds for one incomplete element.
@@ -132,7 +140,9 @@ class TranscriptionSession:
         format: AudioFormat | None = None,
         mime: str | None = None,
         sample_rate: int | None = None,
+        sample_format: SampleFormat | str | None = None,
         channels: int = 1,
+        clock: Callable[[], float] = time.monotonic,
         interim_results: bool = False,
         max_pending_segments: int = 256,
         max_buffered: int = DEFAULT_MAX_BUFFERED,
@@ -147,10 +157,12 @@ class TranscriptionSession:
         self.interim_results = interim_results
         self.max_pending_segments = max(1, max_pending_segments)
         self.close_timeout = close_timeout
+        self._clock = clock
         self._reassembler = ChunkReassembler(
             format,
             mime=mime,
             sample_rate=sample_rate,
+            sample_format=sample_format,
             channels=channels,
             target_rate=SAMPLE_RATE,
             max_buffered=max_buffered,
@@ -231,6 +243,7 @@ class TranscriptionSession:
         """
         if self._closing:
             raise SessionClosedError("send() after close(): the session is closed")
+        arrival = self._clock()  # before any wait: when the bytes reached us
         await self.start()
         assert self._results is not None
         assert self._send_lock is not None
@@ -245,9 +258,9 @@ class TranscriptionSession:
                 return
             try:
                 if len(chunk) > LARGE_CHUNK_BYTES:
-                    pcm = await asyncio.to_thread(self._reassembler.feed, chunk)
+                    pcm = await asyncio.to_thread(self._reassembler.feed, chunk, arrival)
                 else:
-                    pcm = self._reassembler.feed(chunk)
+                    pcm = self._reassembler.feed(chunk, arrival)
             except InputError as exc:
                 await self._write(exc.pcm)
                 raise

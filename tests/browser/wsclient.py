@@ -50,11 +50,13 @@ def _encode(message: Outgoing) -> str | bytes:
 
 
 async def _send_all(ws: ClientConnection, outgoing: Sequence[Outgoing], pace: float) -> str | None:
+    loop = asyncio.get_running_loop()
+    began = loop.time()
     try:
-        for message in outgoing:
+        for index, message in enumerate(outgoing):
             await ws.send(_encode(message))
-            if pace:
-                await asyncio.sleep(pace)
+            if pace:  # on a schedule, so that late wake-ups do not add up
+                await asyncio.sleep(max(0.0, began + (index + 1) * pace - loop.time()))
     except (ConnectionClosed, OSError) as exc:
         return f"{type(exc).__name__}: {exc}"
     return None

@@ -82,7 +82,8 @@ def create_app(
         observer: gets every session's start, audio messages and outcome (tests, recording).
 
     Routes: ``/`` the page, ``/static/…`` its files, ``/api/info`` the engine and limits as
-    JSON, ``/ws`` the WebSocket endpoint (protocol: :mod:`streamdiarize.server.protocol`).
+    JSON, ``/ws`` the WebSocket endpoint (protocol: :mod:`streamdiarize.server.protocol`),
+    also on ``/`` for pages that open ``new WebSocket("ws://localhost:8000")``.
     ``app.state.context.slots.active`` counts running sessions.
     """
     settings = settings or ServerSettings()
@@ -112,6 +113,7 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/", index),
+            WebSocketRoute("/", websocket_endpoint),  # what zero-config pages open
             Route("/api/info", info),
             WebSocketRoute("/ws", websocket_endpoint),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),

@@ -2,10 +2,14 @@
 
 ::
 
-    handshake ─► Origin ok? ─► accept ─► token ok? ─► slot free? ─► start message ─► ready
+    handshake ─► Origin ok? ─► accept ─► token ok? ─► slot free? ─► first message ─► ready
         audio task:   socket ──► session.send()        (until stop, error or disconnect)
         results task: session ──► socket              (until the session's iteration ends)
     ─► end or error ─► close
+
+The first message is a ``start`` message, or already audio from a zero-config page (no
+subprotocol, no start message: see :mod:`streamdiarize.server.opening`). Final segments are
+also printed on the server's standard output when ``ServerSettings.print_segments`` is set.
 
 Whatever happens (client gone mid-stream, bad bytes, backend failure, time limit), both tasks
 are finished and the session is closed or aborted before the handler returns.
@@ -24,6 +28,7 @@ from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
 from .._exceptions import StreamDiarizeError, TranscriberError
@@ -32,15 +37,14 @@ from ._engines import Engine
 from ._observer import SessionInfo, SessionObserver, SessionOutcome
 from ._security import origin_allowed, presented_token, token_matches
 from ._settings import ServerSettings
+from .opening import Opening, console_line, origin_refusal, parse_opening
 from .protocol import (
     SUBPROTOCOL,
     ErrorCode,
     ProtocolError,
-    StartMessage,
     end_message,
     error_for,
     parse_message,
-    parse_start,
     ready_message,
     segment_message,
 )
@@ -103,15 +107,23 @@ class ServerContext:
 async def handle_websocket(websocket: WebSocket, context: ServerContext) -> None:
     """Serve one connection of the streamdiarize protocol, from handshake to close."""
     headers = websocket.headers
-    if not origin_allowed(
-        headers.get("origin"), headers.get("host"), context.settings.allowed_origins
-    ):
-        logger.warning("refused a WebSocket from origin %r", headers.get("origin"))
-        await websocket.close(1008)  # before accept: the ASGI server answers HTTP 403
+    origin = headers.get("origin")
+    if not origin_allowed(origin, headers.get("host"), context.settings.allowed_origins):
+        await _refuse_origin(websocket, origin)
         return
     offered = websocket.scope.get("subprotocols") or []
     await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
     await _Connection(websocket, context).run()
+
+
+async def _refuse_origin(websocket: WebSocket, origin: str | None) -> None:
+    """HTTP 403 at the handshake, saying which ``--allow-origin`` would admit the page."""
+    text = origin_refusal(origin)
+    logger.warning("%s", text)
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(PlainTextResponse(text + "\n", status_code=403))
+    else:  # before accept: the ASGI server answers HTTP 403 without a body
+        await websocket.close(1008)
 
 
 class _Connection:
@@ -137,8 +149,8 @@ class _Connection:
         try:
             self._authorize()
             with self.context.slots.acquire():
-                start = await self._receive_start()
-                session = self._open_session(start)
+                opening = await self._receive_opening()
+                session = self._open_session(opening)
                 await session.start()
                 await self._send(
                     ready_message(
@@ -148,7 +160,7 @@ class _Connection:
                         limits=self.settings.limits(),
                     )
                 )
-                ending = await self._stream(session)
+                ending = await self._stream(session, opening.audio)
         except ProtocolError as exc:
             ending = exc
         except StreamDiarizeError as exc:
@@ -183,30 +195,31 @@ class _Connection:
                 "(…/#token=…), or offer the subprotocol streamdiarize.token.<token>",
             )
 
-    async def _receive_start(self) -> StartMessage:
-        return parse_start(await self._receive(self.settings.start_timeout, "the start message"))
+    async def _receive_opening(self) -> Opening:
+        """The first message: a ``start`` message, or the first audio (zero-config pages)."""
+        first = await self._receive(self.settings.start_timeout, "first message")
+        return parse_opening(first, self.ws.scope.get("query_string", b""))
 
-    def _open_session(self, start: StartMessage) -> TranscriptionSession:
-        session = TranscriptionSession(
+    def _open_session(self, opening: Opening) -> TranscriptionSession:
+        session = opening.session(
             self.context.engine.transcriber,
-            mime=start.mime,
-            interim_results=start.interim,
             max_buffered=self.settings.max_buffered_bytes,
             max_feed_seconds=self.settings.max_message_seconds,
             close_timeout=self.settings.close_timeout,
         )
         self.info = SessionInfo(
-            self.id, self.client, start.mime, start.interim, self.ws.headers.get("origin")
+            self.id, self.client, opening.mime, opening.interim, self.ws.headers.get("origin")
         )
-        logger.info("session %s from %s: %s", self.id, self.client, start.mime)
+        shown = opening.mime or "no start message, format found out from the bytes"
+        logger.info("session %s from %s: %s", self.id, self.client, shown)
         if self.context.observer is not None:
             self.context.observer.session_started(self.info)
         return session
 
     # -- the two tasks -----------------------------------------------------------------------
 
-    async def _stream(self, session: TranscriptionSession) -> ProtocolError | _Signal:
-        audio = asyncio.create_task(self._pump_audio(session), name=f"sd-audio-{self.id}")
+    async def _stream(self, session: TranscriptionSession, first: bytes) -> ProtocolError | _Signal:
+        audio = asyncio.create_task(self._pump_audio(session, first), name=f"sd-audio-{self.id}")
         results = asyncio.create_task(self._pump_results(session), name=f"sd-results-{self.id}")
         try:
             remaining = self.settings.max_session_seconds - (time.monotonic() - self.started)
@@ -254,11 +267,16 @@ class _Connection:
             return outcome  # the backend failed while finishing
         return ending
 
-    async def _pump_audio(self, session: TranscriptionSession) -> ProtocolError | _Signal:
-        """Socket to session until ``stop``; returns why it stopped, never raises for clients."""
+    async def _pump_audio(
+        self, session: TranscriptionSession, first: bytes
+    ) -> ProtocolError | _Signal:
+        """Socket to session until ``stop``, beginning with ``first`` (audio that opened the
+        connection, or ``b""``); returns why it stopped, never raises for clients."""
+        pending: bytes | None = first or None
         try:
             while True:
-                message = await self._receive(self.settings.idle_timeout, "audio")
+                message = pending or await self._receive(self.settings.idle_timeout, "audio")
+                pending = None
                 if isinstance(message, str):
                     parse_message(message)
                     return _Signal.STOP
@@ -285,6 +303,8 @@ class _Connection:
             async for segment in session:
                 await self._send(segment_message(segment))
                 self.segments += 1
+                if self.settings.print_segments and segment.final:
+                    print(console_line(segment), flush=True)
         except TranscriberError as exc:
             return error_for(exc)
         except _GoneError:

@@ -10,19 +10,20 @@ __all__ = ["SessionInfo", "SessionObserver", "SessionOutcome"]
 
 @dataclass(frozen=True, slots=True)
 class SessionInfo:
-    """A session that passed its ``start`` message.
+    """A session that began (with a ``start`` message or, from a zero-config page, audio).
 
     Attributes:
         id: short random id, also sent to the client in ``ready``.
         client: ``host:port`` of the peer.
-        mime: the declared format.
+        mime: the declared format; ``None`` when the client declared none (found out from
+            the bytes).
         interim: the client asked for interim results.
         origin: the page's ``Origin`` header, if any.
     """
 
     id: str
     client: str
-    mime: str
+    mime: str | None
     interim: bool
     origin: str | None = None
 
@@ -58,7 +59,7 @@ class SessionObserver(Protocol):
     """Receives a server's session events on the event loop thread; must not block long."""
 
     def session_started(self, info: SessionInfo) -> None:
-        """A client sent a valid ``start`` message."""
+        """A client sent a valid ``start`` message, or its first audio."""
 
     def audio_received(self, info: SessionInfo, data: bytes) -> None:
         """One binary message, before it is decoded."""

