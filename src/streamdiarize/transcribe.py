@@ -57,6 +57,7 @@ _READ_SIZE = 1 << 16
 
 #: Backends :func:`open_transcriber` builds.
 ENGINES = ("local", "azure", "fake")
+_FILE_CLOSE = 300.0  # seconds a file job waits at the end for the backend's last results
 
 
 def sample_path() -> Path:
@@ -277,7 +278,11 @@ async def transcribe_file(
         file, name, owned = source, str(getattr(source, "name", "the input")), False
     try:
         reader = _Reader(file)
-        session = TranscriptionSession(transcriber, mime=mime, interim_results=interim_results)
+        # A file is not a live client: wait for the backend's last results as long as it
+        # needs (the emulated engine may still be transcribing the audio sent at full speed).
+        session = TranscriptionSession(
+            transcriber, mime=mime, interim_results=interim_results, close_timeout=_FILE_CLOSE
+        )
         async with session:
             pump = _pump(session, reader, planner, name, realtime=realtime, progress=progress)
             sender = asyncio.create_task(_send_all(session, pump))

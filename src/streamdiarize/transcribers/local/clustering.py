@@ -151,9 +151,7 @@ class SpeakerClustering:
             np.concatenate(
                 [vectors[seeding] * weights[seeding, None], *[a[None] for a in anchor_sums]]
             ),
-            np.concatenate(
-                [weights[seeding], [self._anchor_seconds[k] for k in anchor_labels]]
-            ),
+            np.concatenate([weights[seeding], [self._anchor_seconds[k] for k in anchor_labels]]),
             self.threshold,
             self.noise_seconds,
             min_clusters=self.min_speakers,
