@@ -147,10 +147,8 @@ function main() {
 
   const result = (kind) => (_, e) => {
     const r = e.result;
-    let language = null;
-    if (kind.endsWith("ed")) {
-      language = sdk.AutoDetectSourceLanguageResult.fromResult(r).language || null;
-    }
+    // The detected language, which AutoDetectSourceLanguageResult.fromResult also reads.
+    const language = r.language || null;
     emit(kind, {
       text: r.text,
       speakerId: r.speakerId === undefined ? null : r.speakerId,
@@ -194,6 +192,9 @@ function main() {
       errorCode: sdk.CancellationErrorCode[e.errorCode],
       errorDetails: e.errorDetails || "",
     });
+    if (e.reason === sdk.CancellationReason.Error) {
+      finish(); // the SDK raises no sessionStopped after an error
+    }
   };
   recognizer.sessionStopped = () => {
     emit("sessionStopped", {});
