@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -333,6 +334,16 @@ def test_browser_style_credentials(query: str, headers: dict[str, str], status: 
                 connect(url, additional_headers=headers)
             assert info.value.response.status_code == status
         assert [c.status for c in svc.connections] == [status]
+
+
+def test_query_credentials_stay_out_of_debug_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="streamdiarize.testing")
+    with FakeSpeechService(dialog_script(), key="key-4f1c") as svc:
+        run = run_js(svc, key="key-4f1c")
+        assert_clean_end(run)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "Ocp-Apim-Subscription-Key=[redacted]" in logged  # the request line was logged
+    assert "key-4f1c" not in logged
 
 
 def test_usp_is_echoed_when_offered(service: FakeSpeechService) -> None:
