@@ -5,7 +5,8 @@ conversation transcription over a real socket: the service answers ``speech.cont
 messages the way Azure does (``turn.start``, hypotheses, phrases, the end-of-audio handshake),
 records everything the client sent, and injects faults on chosen connection attempts.
 
-What the Python SDK 1.53 does with each fault (measured against this service):
+What the Python SDK 1.53 does with each fault (measured against this service; the
+JavaScript SDK 1.52's reactions are in ``docs/testing.md`` and ``tests/test_js_sdk.py``):
 
 =================================  ==========================================================
 fault                              SDK reaction
