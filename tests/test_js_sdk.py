@@ -11,18 +11,22 @@ differ, and both are what the SDKs do against the real service's failures.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import logging
 import os
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import azure.cognitiveservices.speech as speechsdk
+import numpy as np
 import pytest
 import websockets
 from websockets.sync.client import connect
@@ -32,6 +36,8 @@ from streamdiarize.testing._resume import AudioSessions, client_offset
 from test_fake_service import (
     CAPTURES,
     DIALOG_PCM,
+    DIALOG_SAMPLES,
+    RATE,
     SPEAKERS,
     UTTERANCES,
     dialog_script,
@@ -366,7 +372,8 @@ def test_resume_point_rules() -> None:
     assert client_offset({}) is None
     offset = client_offset(continuation)
     assert offset is not None
-    assert (offset.seconds, offset.is_resume_point) == (7.0936, True)
+    # In whole ms: the Python SDK resends its audio from there, not from the exact tick.
+    assert (offset.seconds, offset.is_resume_point) == (7.093, True)
 
     sessions = AudioSessions()
     assert sessions.turn_offset("a", js) == 0.0
@@ -531,6 +538,64 @@ def test_fault_reported_by_each_sdk(case: FaultCase, sdk: Sdk) -> None:
         assert any(text in run.details for text in expected.details), run.details
         assert run.canceled_at < expected.within
         assert not run.finals
+
+
+def _recognize_python(service: FakeSpeechService) -> list[tuple[str, float]]:
+    """The Python SDK's SpeechRecognizer, continuous: (text, offset) of each phrase."""
+    config = service.speech_config()
+    config.speech_recognition_language = "en-US"
+    stream = speechsdk.audio.PushAudioInputStream()
+    recognizer = speechsdk.SpeechRecognizer(
+        speech_config=config, audio_config=speechsdk.audio.AudioConfig(stream=stream)
+    )
+    phrases: list[tuple[str, float]] = []
+    stopped = threading.Event()
+    recognizer.recognized.connect(
+        lambda e: phrases.append((e.result.text, e.result.offset / TICKS))
+    )
+    recognizer.session_stopped.connect(lambda _: stopped.set())
+    try:
+        recognizer.start_continuous_recognition_async().get()
+        stream.write(DIALOG_PCM)
+        stream.close()
+        assert stopped.wait(30)
+        recognizer.stop_continuous_recognition_async().get()
+    finally:
+        recognizer.recognized.disconnect_all()
+        recognizer.session_stopped.disconnect_all()
+        del recognizer, stream
+        gc.collect()
+    return phrases
+
+
+@pytest.mark.parametrize("sdk", ["python", "js"])
+def test_continuous_recognition_across_a_drop(sdk: Sdk) -> None:
+    """Without diarization the Python SDK states its resume point as a continuation offset
+    and the JS SDK not at all: both get every phrase once."""
+    with FakeSpeechService(dialog_script(), faults=[Fault.drop(after=8.0)]) as svc:
+        if sdk == "python":
+            phrases = _recognize_python(svc)
+        else:
+            phrases = [
+                (r.text, r.offset) for r in run_js(svc, recognizer="speech", pace=PACE).finals
+            ]
+    assert [text for text, _ in phrases] == [u["text"] for u in UTTERANCES]
+    assert [at for _, at in phrases] == pytest.approx([u["start_s"] for u in UTTERANCES], abs=0.001)
+    first, second = svc.connections
+    assert (first.closed_by, first.close_code) == ("service", 1006)  # the TCP drop
+    assert [t.audio_offset for t in first.turns] == [0.0]
+    (turn,) = second.turns
+    if sdk == "python":
+        # The resume point in ticks; the SDK resends the audio from it in whole ms.
+        assert turn.speech_context["continuation"]["audio"]["streams"]["1"]["offset"] == "70936000"
+        assert turn.audio_offset == 7.093
+    else:
+        assert turn.client_offset is None  # no resume point: the end of the last phrase sent
+        assert turn.audio_offset == pytest.approx(7.0936, abs=1e-9)
+    # The turn is placed where its audio really starts: nothing lost, nothing repeated.
+    np.testing.assert_array_equal(turn.audio, DIALOG_SAMPLES[round(turn.audio_offset * RATE) :])
+    assert not svc.audio_problems
+    assert not svc.protocol_errors
 
 
 def test_new_turn_on_the_same_socket() -> None:

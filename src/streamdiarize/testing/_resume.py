@@ -8,9 +8,12 @@ script, the emulator must know that point. The two SDKs tell it differently
 (``speech.context`` → ``phraseDetection.speakerDiarization``):
 
 * the Python SDK (native core) sends ``audioOffsetMS``: the resume point, in whole
-  milliseconds (truncated); without diarization (``SpeechRecognizer``) it sends the resume
-  point in 100 ns ticks as ``continuation.audio.streams.<id>.offset`` (a string) instead,
-  beside the ``previousServiceTag`` of the interrupted turn's ``turn.start``;
+  milliseconds (truncated); it also sends (and without diarization, ``SpeechRecognizer``,
+  only sends) the resume point in 100 ns ticks as ``continuation.audio.streams.<id>.offset``
+  (a string), beside the ``previousServiceTag`` of the interrupted turn's ``turn.start``.
+  Either way the audio it resends starts at that point truncated to whole milliseconds
+  (measured with 1.53: ticks 70936000, audio from sample 113488 = 7.093 s at 16 kHz), so
+  the continuation offset is truncated the same way;
 * the JavaScript SDK 1.52 sends ``audioOffsetMs``: the audio it has *sent* in this
   recognition, including what was lost with the old socket and, on later reconnects, what it
   replayed. It is 0 on a new recognition and never less than the resume point, but not the
@@ -31,6 +34,7 @@ from typing import Any
 __all__ = ["AudioSessions", "ClientOffset", "client_offset", "session_key"]
 
 _TICKS = 10_000_000  # 100 ns ticks per second
+_TICKS_PER_MS = 10_000
 _MAX_SESSIONS = 10_000
 
 
@@ -41,7 +45,8 @@ class ClientOffset:
     Attributes:
         seconds: the value, in seconds.
         is_resume_point: ``True`` for the Python SDK's ``audioOffsetMS`` and continuation
-            offset (where the turn's audio starts), ``False`` for the JavaScript SDK's
+            offset (where the turn's audio starts; the continuation offset truncated to
+            whole milliseconds, as the SDK resends it), ``False`` for the JavaScript SDK's
             ``audioOffsetMs`` (audio sent so far).
     """
 
@@ -72,7 +77,8 @@ def client_offset(context: Mapping[str, Any]) -> ClientOffset | None:
     """The audio offset in a ``speech.context``, or ``None`` when it has none (or no number)."""
     ticks = _continuation_ticks(context)
     if ticks is not None:
-        return ClientOffset(ticks / _TICKS, is_resume_point=True)
+        # The Python SDK resends from the resume point in whole ms, not from the exact tick.
+        return ClientOffset((ticks // _TICKS_PER_MS) / 1000, is_resume_point=True)
     diarization = _diarization(context)
     for name, is_resume_point in (("audioOffsetMS", True), ("audioOffsetMs", False)):
         value = diarization.get(name)
