@@ -5,7 +5,8 @@ conversation transcription over a real socket: the service answers ``speech.cont
 messages the way Azure does (``turn.start``, hypotheses, phrases, the end-of-audio handshake),
 records everything the client sent, and injects faults on chosen connection attempts.
 
-What the Python SDK 1.53 does with each fault (measured against this service):
+What the Python SDK 1.53 does with each fault (measured against this service; the
+JavaScript SDK 1.52's reactions are in ``docs/testing.md`` and ``tests/test_js_sdk.py``):
 
 =================================  ==========================================================
 fault                              SDK reaction
@@ -61,6 +62,12 @@ from .._audio_buffer import AudioBuffer
 from .._exceptions import ConfigurationError
 from .._redact import redact_secrets
 from ..transcribers.azure import NO_PACING
+from ._handshake import (
+    RECOGNITION_PATHS,
+    connection_id,
+    judge_upgrade,
+    select_subprotocol,
+)
 from ._recognizers import (
     SAMPLE_RATE,
     Hypothesis,
@@ -71,6 +78,7 @@ from ._recognizers import (
     TurnInfo,
     TurnRecognizer,
 )
+from ._resume import AudioSessions, client_offset, session_key
 from ._usp import (
     JSON_CONTENT_TYPE,
     UspMessage,
@@ -97,17 +105,6 @@ __all__ = [
 
 logger = logging.getLogger("streamdiarize.testing")
 redact_secrets(logger)  # websockets logs the client's key with the headers at DEBUG
-
-#: WebSocket paths the service answers; ``/speech/universal/v2`` is the one the SDK uses for
-#: conversation transcription, the others serve ``SpeechRecognizer``.
-RECOGNITION_PATHS = frozenset(
-    {
-        "/speech/universal/v2",
-        "/speech/recognition/conversation/cognitiveservices/v1",
-        "/speech/recognition/interactive/cognitiveservices/v1",
-        "/speech/recognition/dictation/cognitiveservices/v1",
-    }
-)
 
 _TICKS = 10_000_000  # 100 ns ticks per second
 _TICKS_PER_MS = 10_000
@@ -227,8 +224,12 @@ class TurnRecord:
         index: position of the turn on its connection.
         request_id: the turn's ``X-RequestId``.
         speech_context: the ``speech.context`` JSON that opened the turn.
-        audio_offset: where this turn's audio starts in the client's stream, in seconds
-            (the context's ``speakerDiarization.audioOffsetMS``).
+        audio_offset: where this turn's audio starts in the client's stream, in seconds: the
+            Python SDK's ``speakerDiarization.audioOffsetMS``, else the end of the last phrase
+            the service sent in this audio session (see ``_resume``).
+        client_offset: the audio offset the client reported in seconds (Python SDK
+            ``audioOffsetMS``, JavaScript SDK ``audioOffsetMs``: the audio sent so far), or
+            ``None`` when the context has none.
         wave_format: the RIFF header of the first audio message, if it had one.
         ended: the client sent its empty end-of-audio message.
         pcm: the PCM received in this turn (:attr:`audio` returns a copy).
@@ -238,6 +239,7 @@ class TurnRecord:
     request_id: str
     speech_context: dict[str, Any]
     audio_offset: float
+    client_offset: float | None = None
     wave_format: WaveFormat | None = None
     ended: bool = False
     pcm: AudioBuffer = field(default_factory=AudioBuffer, repr=False)
@@ -356,6 +358,7 @@ class FakeSpeechService:
         self._accepted: dict[ServerConnection, ConnectionRecord] = {}
         self._handlers: set[asyncio.Task[Any]] = set()
         self._closing = asyncio.Event()
+        self._sessions = AudioSessions()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -460,7 +463,7 @@ class FakeSpeechService:
             self._handle,
             "127.0.0.1",
             self._port,
-            subprotocols=["USP"],  # type: ignore[list-item]
+            select_subprotocol=select_subprotocol,
             process_request=self._process_request,
             compression=None,
             ping_interval=None,
@@ -501,27 +504,16 @@ class FakeSpeechService:
         self.connections.append(record)
         if self.max_records is not None and len(self.connections) > self.max_records:
             del self.connections[: len(self.connections) - self.max_records]
-        status, text = 101, ""
-        if url.path not in RECOGNITION_PATHS:
+        refusal = judge_upgrade(url.path, record.headers, record.query, self.key)
+        if refusal is None and record.fault is not None and record.fault.kind == "http":
+            refusal = record.fault.status, f"Injected fault: HTTP {record.fault.status}"
+        if refusal is not None and refusal[0] == 404:
             logger.warning("FakeSpeechService: unknown path %s, answering 404", url.path)
-            status, text = 404, f"No speech service at {url.path}"
-        elif not self._authorized(record.headers):
-            status, text = 401, "Access denied due to invalid subscription key."
-        elif record.fault is not None and record.fault.kind == "http":
-            status = record.fault.status
-            text = f"Injected fault: HTTP {status}"
-        if status == 101:
+        if refusal is None:
             self._accepted[connection] = record
             return None
-        record.status = status
-        return connection.respond(status, text + "\n")
-
-    def _authorized(self, headers: Mapping[str, str]) -> bool:
-        key = headers.get("ocp-apim-subscription-key")
-        bearer = headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if self.key is None:
-            return bool(key or bearer)
-        return self.key in (key, bearer)
+        record.status, text = refusal
+        return connection.respond(record.status, text + "\n")
 
     async def _handle(self, websocket: ServerConnection) -> None:
         record = self._accepted.pop(websocket)
@@ -562,6 +554,7 @@ class _Turn:
     info: TurnInfo
     recognizer: TurnRecognizer
     output: _OutputOptions
+    session: str
     audio_messages: int = 0
     start_detected: bool = False
     carry: bytes = b""
@@ -609,6 +602,7 @@ class _Connection:
         self.turn: _Turn | None = None
         self.audio_seconds = 0.0
         self.fault_pending = record.fault is not None
+        self.connection_id = connection_id(record.headers, record.query)
 
     async def run(self) -> None:
         try:
@@ -673,10 +667,16 @@ class _Connection:
             self.protocol_error(f"{message.path} without X-RequestId")
         if self.turn is not None and not self.turn.record.ended:
             logger.info("FakeSpeechService: new speech.context before the end of the turn's audio")
-        diarization = _dict(_dict(context.get("phraseDetection")).get("speakerDiarization"))
-        offset_ms = diarization.get("audioOffsetMS", 0)
-        offset = float(offset_ms) / 1000 if isinstance(offset_ms, int | float) else 0.0
-        record = TurnRecord(len(self.record.turns), request_id, context, offset)
+        session = session_key(context, self.connection_id)
+        offset = self.service._sessions.turn_offset(session, context)
+        reported = client_offset(context)
+        record = TurnRecord(
+            len(self.record.turns),
+            request_id,
+            context,
+            offset,
+            client_offset=None if reported is None else reported.seconds,
+        )
         self.record.turns.append(record)
         info = TurnInfo(self.record.index, record.index, request_id, offset, context)
         self.turn = _Turn(
@@ -684,6 +684,7 @@ class _Connection:
             info,
             self.service.recognizer.start_turn(info),
             _OutputOptions.from_context(context),
+            session,
         )
         return self.turn
 
@@ -742,6 +743,7 @@ class _Connection:
         await self.send(
             "speech.phrase", {"RecognitionStatus": "EndOfDictation", "Offset": end, "Duration": 0}
         )
+        self.service._sessions.finish(turn.session)
         await self.send("speech.endDetected", {"Offset": end})
         await self.send("turn.end", {})
 
@@ -761,7 +763,11 @@ class _Connection:
                 continue
             if result.problem is not None:
                 self.audio_problem(result.offset, result.offset + result.duration, result.problem)
-            await self.send("speech.phrase", _phrase_body(result, turn.output))
+            body = _phrase_body(result, turn.output)
+            await self.send("speech.phrase", body)
+            # The SDKs resume after the end of the last phrase: Offset + Duration as sent.
+            end = _ticks(turn.info.audio_offset) + body["Offset"] + body["Duration"]
+            self.service._sessions.acknowledge(turn.session, end)
 
     async def send(self, path: str, payload: object) -> None:
         turn = self.turn
