@@ -41,7 +41,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import jiwer
 import numpy as np
 from numpy.typing import NDArray
@@ -60,8 +59,10 @@ from streamdiarize.transcribers.local.metrics import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests")]
 from voices import Espeak, PiperJoe, Voice, build_dialog  # noqa: E402
+
+from browser.audio import decode_recording  # noqa: E402
 
 DIALOGS = ROOT / "tests" / "data" / "dialogs"
 AUDIO_SUFFIXES = {".flac", ".wav", ".ogg"}
@@ -104,20 +105,6 @@ class Case:
         return len(self.pcm) / RATE
 
 
-def decode(path: Path) -> NDArray[np.int16]:
-    """A recording as 16 kHz mono int16 (PyAV)."""
-    with av.open(str(path)) as container:
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
-        parts = [
-            frame.to_ndarray().reshape(-1)
-            for packet in container.demux(audio=0)
-            for decoded in packet.decode()
-            for frame in resampler.resample(decoded)
-        ]
-        parts += [frame.to_ndarray().reshape(-1) for frame in resampler.resample(None)]
-    return np.concatenate(parts).astype(np.int16)
-
-
 def recorded_cases() -> list[Case]:
     """The dialogs of ``tests/data/dialogs``."""
     cases = []
@@ -138,7 +125,7 @@ def recorded_cases() -> list[Case]:
         ]
         texts = [str(t.get("text") or "") for t in meta["turns"]]
         text = meta.get("text") or (" ".join(texts) if all(texts) else None)
-        cases.append(Case(meta_path.stem, decode(audio), turns, text))
+        cases.append(Case(meta_path.stem, decode_recording(audio, RATE), turns, text))
     return cases
 
 

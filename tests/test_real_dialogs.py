@@ -13,12 +13,10 @@ import itertools
 import json
 from pathlib import Path
 
-import av
 import jiwer
-import numpy as np
 import pytest
-from numpy.typing import NDArray
 
+from browser.audio import RATE, decode_recording
 from streamdiarize.segment import Segment
 
 pytest.importorskip("faster_whisper", exc_type=ImportError)
@@ -32,7 +30,6 @@ from streamdiarize.transcribers.local.metrics import (
 )
 
 DIALOGS = Path(__file__).parent / "data" / "dialogs"
-RATE = 16_000
 
 #: dialog -> (largest DER with a 0.25 s collar, fewest speakers to find, largest WER)
 BOUNDS = {
@@ -42,20 +39,6 @@ BOUNDS = {
     "three_voices": (0.20, 3, 0.15),
     "two_women": (0.30, 2, 0.30),
 }
-
-
-def decode(path: Path) -> NDArray[np.int16]:
-    """A recording as 16 kHz mono int16, decoded by FFmpeg (PyAV)."""
-    with av.open(str(path)) as container:
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
-        parts = [
-            frame.to_ndarray().reshape(-1)
-            for packet in container.demux(audio=0)
-            for decoded in packet.decode()
-            for frame in resampler.resample(decoded)
-        ]
-        parts += [frame.to_ndarray().reshape(-1) for frame in resampler.resample(None)]
-    return np.concatenate(parts).astype(np.int16)
 
 
 def reference(name: str) -> tuple[list[Turn], str]:
@@ -68,7 +51,10 @@ def reference(name: str) -> tuple[list[Turn], str]:
 @pytest.fixture(scope="module")
 def transcripts() -> dict[str, list[Segment]]:
     """Each dialog transcribed once (the engine is what is under test, not the fixture)."""
-    return {name: recognize(decode(DIALOGS / f"{name}.ogg"), LocalSettings()) for name in BOUNDS}
+    return {
+        name: recognize(decode_recording(DIALOGS / f"{name}.ogg", RATE), LocalSettings())
+        for name in BOUNDS
+    }
 
 
 def test_every_dialog_on_disk_is_scored() -> None:

@@ -25,37 +25,40 @@ def read_wav(path: Path) -> tuple[NDArray[np.int16], int]:
         return data, wav.getframerate()
 
 
+def decode_recording(source: Path, rate: int) -> NDArray[np.int16]:
+    """Any recording FFmpeg reads (here Opus in Ogg) as mono int16 at ``rate``, decoded and
+    resampled by FFmpeg (PyAV): a reference independent of the library's own decoders."""
+    with av.open(str(source)) as container:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+        parts = [
+            frame.to_ndarray().reshape(-1)
+            for packet in container.demux(audio=0)
+            for decoded in packet.decode()
+            for frame in resampler.resample(decoded)
+        ]
+        parts += [frame.to_ndarray().reshape(-1) for frame in resampler.resample(None)]
+    return np.concatenate(parts).astype(np.int16)
+
+
 def write_dialog_48k(source: Path, target: Path) -> Path:
     """``source`` (16 kHz dialog) as the 48 kHz mono s16 WAV Chromium's fake device plays."""
     pcm, rate = read_wav(source)
     up = resample(pcm.astype(np.float32) / 32768.0, rate, 48_000)
-    samples = np.clip(np.rint(up * 32768.0), -32768, 32767).astype("<i2")
-    with wave.open(str(target), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(48_000)
-        wav.writeframes(samples.tobytes())
-    return target
+    return write_wav_48k(np.clip(np.rint(up * 32768.0), -32768, 32767).astype("<i2"), target)
 
 
 def write_recording_48k(source: Path, target: Path) -> Path:
-    """Any recording FFmpeg reads (here Opus in Ogg) as the 48 kHz mono s16 WAV Chromium's
-    fake device plays, decoded and resampled by FFmpeg (PyAV)."""
-    with av.open(str(source)) as container:
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=48_000)
-        frames = [
-            out
-            for packet in container.demux(audio=0)
-            for frame in packet.decode()
-            for out in resampler.resample(frame)
-        ]
-        frames += resampler.resample(None)
-    samples = np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype("<i2")
+    """Any recording FFmpeg reads as the 48 kHz WAV Chromium's fake device plays."""
+    return write_wav_48k(decode_recording(source, 48_000), target)
+
+
+def write_wav_48k(samples: NDArray[np.int16], target: Path) -> Path:
+    """Mono 16-bit samples as a 48 kHz WAV file."""
     with wave.open(str(target), "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)
         wav.setframerate(48_000)
-        wav.writeframes(samples.tobytes())
+        wav.writeframes(samples.astype("<i2").tobytes())
     return target
 
 
