@@ -113,3 +113,16 @@ def test_zero_embedding_is_refused() -> None:
 def test_bad_settings(threshold: float, min_speakers: int | None, max_speakers: int | None) -> None:
     with pytest.raises(ConfigurationError):
         SpeakerClustering(threshold, min_speakers=min_speakers, max_speakers=max_speakers)
+
+
+def test_a_borderline_short_cluster_joins_the_voice_its_residual_points_to() -> None:
+    """All voices share a channel (axis 0): a short piece just below the threshold with A is
+    A once the session's mean is taken out; a piece unlike anyone still opens a speaker."""
+    c = SpeakerClustering(0.8, noise_seconds=0.0)
+    a, b = unit(0.8, 0.6, 0, 0, 0), unit(0.8, 0, 0.6, 0, 0)
+    assert labels_of(c, [(a, 3.0), (b, 3.0)] * 3) == [0, 1] * 3  # cos(a, b) = 0.64: two voices
+    borderline = unit(0.8, 0.25, 0, 0.55, 0)
+    assert float(borderline @ a) < 0.8  # alone, the raw threshold would make it a third voice
+    assert c.add(borderline, 1.5).label == 0
+    assert c.add(unit(0, 0, 0, 0, 1), 1.5).label == 2
+    assert c.n_speakers == 3
