@@ -32,7 +32,7 @@ from streamdiarize.transcribers.local import (  # noqa: E402
     VadOptions,
     recognize,
 )
-from streamdiarize.transcribers.local.asr import WhisperRecognizer  # noqa: E402
+from streamdiarize.transcribers.local.asr import WhisperRecognizer, encoded_frames  # noqa: E402
 from streamdiarize.transcribers.local.engine import _LOOKAHEAD  # noqa: E402
 from streamdiarize.transcribers.local.metrics import normalize_text  # noqa: E402
 
@@ -92,8 +92,19 @@ def test_dialog_wer_within_the_measured_bound(dialog_result: list[Segment]) -> N
 
 
 def test_results_do_not_depend_on_chunking(dialog_result: list[Segment]) -> None:
-    odd = stream(LocalEngine(), dialog()[0], [4999, 1, 0, 320, 16000])
-    assert odd == dialog_result
+    pcm = dialog()[0]
+    assert stream(LocalEngine(), pcm, [4999, 1, 0, 320, 16000]) == dialog_result
+    assert stream(LocalEngine(), pcm, [len(pcm)]) == dialog_result  # a whole file at once
+
+
+@pytest.mark.parametrize(
+    ("seconds", "frames"),
+    [(0, 1000), (1.0, 1000), (9.98, 1000), (10.0, 1500), (12, 1500), (29, 3000), (40, 3000)],
+)
+def test_the_encoder_reads_the_utterance_rounded_up_not_a_padded_30_s(
+    seconds: float, frames: int
+) -> None:
+    assert encoded_frames(round(seconds * 16_000)) == frames
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")

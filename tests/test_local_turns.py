@@ -6,36 +6,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streamdiarize.segment import Word
-from streamdiarize.transcribers.local.turns import ClosedTurn, assign_words, group_turns
+from streamdiarize.transcribers.local.turns import ClosedTurn, assign_words
 
 RATE = 100  # samples per second: positions read as centiseconds
 
 
 def word(text: str, start: float, end: float) -> Word:
     return Word(text, start, end - start)
-
-
-def test_groups_never_span_more_than_one_window() -> None:
-    turns = [
-        ClosedTurn(0, 500),
-        ClosedTurn(600, 1500),
-        ClosedTurn(1600, 2600),
-        ClosedTurn(2700, 2900),
-    ]
-    assert group_turns(turns, 2000) == [turns[:2], turns[2:]]
-    assert group_turns([ClosedTurn(0, 5000)], 2000) == [[ClosedTurn(0, 5000)]]
-    assert group_turns([], 2000) == []
-
-
-@given(st.lists(st.integers(1, 900), min_size=1, max_size=30), st.integers(1000, 3000))
-def test_groups_keep_every_turn_in_order(lengths: list[int], span: int) -> None:
-    turns, at = [], 0
-    for n in lengths:
-        turns.append(ClosedTurn(at, at + n))
-        at += n + 10
-    groups = group_turns(turns, span)
-    assert [t for g in groups for t in g] == turns
-    assert all(len(g) == 1 or g[-1].end - g[0].start <= span for g in groups)
 
 
 def test_words_go_to_the_turn_their_middle_falls_in() -> None:

@@ -36,7 +36,7 @@ BOUNDS = {
     "espeak_short": (0.10, 2, 0.20),
     "man_woman": (0.15, 2, 0.30),
     "telephone": (0.15, 2, 0.25),
-    "three_voices": (0.15, 3, 0.15),
+    "three_voices": (0.15, 3, 0.25),
     "two_women": (0.15, 2, 0.30),
 }
 

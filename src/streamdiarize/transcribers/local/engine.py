@@ -19,8 +19,10 @@ How speech becomes segments:
   utterance at the quietest point near the change. So a final segment never spans a change of
   speaker that is at least one window long; shorter interjections and overlap stay in the turn
   they interrupt (its most likely speaker).
-* **Finals.** A turn is transcribed when it ends (a pause, a change of speaker, or the
-  ``max_utterance`` cut) and published at once as a final segment with its speaker.
+* **Finals.** A turn is transcribed, in a Whisper call of its own, when it ends (a pause, a
+  change of speaker, or the ``max_utterance`` cut) and published at once as a final segment
+  with its speaker. Audio is analysed in ``change_hop`` steps whatever the chunk size, so
+  the finals do not depend on how the audio was chunked.
 * **Speakers.** Every final turn's embedding joins a session-wide clustering
   (:class:`~.clustering.SpeakerClustering`) that re-clusters the recent turns and maps them
   onto the labels already published. When that changes a published turn's speaker (typically
@@ -52,7 +54,7 @@ from .campplus_embedding import CampPlusEncoder
 from .clustering import DEFAULT_THRESHOLD, SpeakerClustering, voice_similarity
 from .embedding import SpeakerEncoder
 from .speaker_change import SpeakerChangeDetector
-from .turns import ClosedTurn, assign_words, drop_repeated_start, group_turns
+from .turns import ClosedTurn, assign_words, drop_repeated_start
 from .vad import SpeechEnded, SpeechStarted, VadEvent, VadOptions, VoiceActivityDetector
 
 __all__ = ["UNKNOWN_SPEAKER", "LocalEngine", "LocalSettings", "recognize"]
@@ -65,7 +67,6 @@ DEFAULT_CHANGE_THRESHOLD = 0.45
 _LOOKAHEAD = 0.5  # seconds Whisper hears past a cut, so that the cut falls between words
 _SAME_VOICE_MARGIN = 0.1  # how much more alike than speaker_threshold undoes a cut
 _CUT_TOLERANCE = 0.3  # seconds: how far two Whisper calls may disagree on a word's time
-_GROUP = 25.0  # seconds: consecutive finished turns are transcribed together up to this span
 _QUIET_FRAME = 320  # 20 ms: the resolution at which a change is moved to the quietest point
 
 
@@ -226,8 +227,9 @@ class LocalEngine:
     def feed(self, pcm: NDArray[np.int16]) -> list[Segment]:
         """Take the next samples (int16, 16 kHz mono, any length) and return new segments.
 
-        Turns that end within one call are transcribed together (one Whisper window of at
-        most ``_GROUP`` seconds for consecutive turns), so a backlog costs less than live.
+        The samples are analysed in ``change_hop`` steps, and a turn is transcribed in the
+        step it ends, so final segments are the same however the audio is chunked (a backlog
+        or a whole file at once gives what a live stream gives).
 
         Raises:
             TypeError: ``pcm`` is not a 1-D int16 array.
@@ -238,21 +240,19 @@ class LocalEngine:
         if not isinstance(pcm, np.ndarray) or pcm.dtype != np.int16 or pcm.ndim != 1:
             raise TypeError("feed() takes a 1-D numpy int16 array of 16 kHz mono samples")
         segments: list[Segment] = []
-        for begin in range(0, len(pcm), self._hop):  # in steps, so turns are tracked as spoken
+        for begin in range(0, len(pcm), self._hop):
             block = pcm[begin : begin + self._hop]
             self._buffer.append(block)
             self._handle(self._vad.feed(block))
             self._detect_changes()
-            if self._closed and self._buffer.end - self._closed[0].start > _GROUP * SAMPLE_RATE:
-                segments.extend(self._transcribe_closed())
-        segments.extend(self._transcribe_closed())
+            segments.extend(self._transcribe_closed())
+            self._discard_old_audio()
         if (
             self._interim
             and self._turn is not None
             and self._buffer.end - self._last_interim >= self._interim_step
         ):
             segments.extend(self._interim_hypothesis())
-        self._discard_old_audio()
         return segments
 
     def finish(self) -> list[Segment]:
@@ -339,26 +339,27 @@ class LocalEngine:
         return start + int(np.argmin(energy)) * _QUIET_FRAME + _QUIET_FRAME // 2
 
     def _transcribe_closed(self) -> list[Segment]:
-        """Transcribe the finished turns, consecutive ones in one Whisper call."""
-        closed, self._closed = self._closed, []
-        segments: list[Segment] = []
-        for group in group_turns(closed, round(_GROUP * SAMPLE_RATE)):
-            segments.extend(self._transcribe_group(group))
-        return segments
+        """Transcribe the finished turns, each in a Whisper call of its own.
 
-    def _transcribe_group(self, group: list[ClosedTurn]) -> list[Segment]:
-        """One Whisper call for consecutive turns; a final segment for each turn with words.
+        One call over several short turns loses words at their edges; a call per turn is
+        what a live stream gets, and with the encoder reading only the turn's length
+        (:mod:`~.asr`) it costs little more.
+        """
+        closed, self._closed = self._closed, []
+        return [segment for turn in closed for segment in self._transcribe_turn(turn)]
+
+    def _transcribe_turn(self, turn: ClosedTurn) -> list[Segment]:
+        """One Whisper call for a finished turn: its final segment, if it has words.
 
         Whisper hears ``_LOOKAHEAD`` of audio past an end that is a cut and keeps only the
-        words centred inside the turns (:func:`~.turns.assign_words`): a cut falls between
+        words centred inside the turn (:func:`~.turns.assign_words`): a cut falls between
         words as Whisper hears them. Two calls may time a word at a cut differently, so a turn
         that begins at a cut also takes words centred up to ``_CUT_TOLERANCE`` before it, less
         those that repeat the end of the turn before (:func:`~.turns.drop_repeated_start`):
         no word is lost or given twice.
         """
-        head, tail = group[0], group[-1]
-        first = head.start - (self._lookahead if head.after_cut else self._pad)
-        last = min(tail.end + (self._lookahead if tail.cut else self._pad), self._buffer.end)
+        first = turn.start - (self._lookahead if turn.after_cut else self._pad)
+        last = min(turn.end + (self._lookahead if turn.cut else self._pad), self._buffer.end)
         audio = self._buffer.slice(first, last)
         origin = max(first, self._buffer.start) / SAMPLE_RATE
         result = self._asr.transcribe(_to_float(audio))
@@ -374,30 +375,27 @@ class LocalEngine:
             )
             for w in result.words
         ]
-        whole = len(group) == 1 and not head.after_cut and not head.cut
-        placement = list(group)
-        if head.after_cut:
-            placement[0] = dataclasses.replace(head, start=head.start - self._cut_tolerance)
-        shares = assign_words(words, placement, SAMPLE_RATE)
-        if head.after_cut:
-            shares[0] = drop_repeated_start(shares[0], self._tail_words)
-        self._tail_words = shares[-1] if tail.cut else ()
-        segments: list[Segment] = []
-        for turn, own in zip(group, shares, strict=True):
-            text = result.text if whole else " ".join(w.text for w in own)
-            if not text:
-                continue
-            segment = Segment(
-                speaker=UNKNOWN_SPEAKER,
-                language=result.language,
-                text=text,
-                offset=turn.start / SAMPLE_RATE,
-                duration=(turn.end - turn.start) / SAMPLE_RATE,
-                final=True,
-                words=own,
-            )
-            segments.extend(self._label(segment, self._buffer.slice(turn.start, turn.end)))
-        return segments
+        placement = turn
+        if turn.after_cut:
+            placement = dataclasses.replace(turn, start=turn.start - self._cut_tolerance)
+        (own,) = assign_words(words, [placement], SAMPLE_RATE)
+        if turn.after_cut:
+            own = drop_repeated_start(own, self._tail_words)
+        self._tail_words = own if turn.cut else ()
+        whole = not turn.after_cut and not turn.cut
+        text = result.text if whole else " ".join(w.text for w in own)
+        if not text:
+            return []
+        segment = Segment(
+            speaker=UNKNOWN_SPEAKER,
+            language=result.language,
+            text=text,
+            offset=turn.start / SAMPLE_RATE,
+            duration=(turn.end - turn.start) / SAMPLE_RATE,
+            final=True,
+            words=own,
+        )
+        return self._label(segment, self._buffer.slice(turn.start, turn.end))
 
     def _label(self, segment: Segment, speech: NDArray[np.int16]) -> list[Segment]:
         """Give ``segment`` its speaker; re-publish earlier segments whose speaker changed."""
@@ -461,14 +459,11 @@ def recognize(pcm: NDArray[np.int16], settings: LocalSettings | None = None) -> 
     """Transcribe a whole recording: the final segments of ``LocalEngine`` over it, each in
     its latest revision (speaker corrections applied), in stream order.
 
-    The recording is fed as a live stream would be (100 ms at a time), so that each turn gets
-    its own Whisper call: one call over many short turns loses words at their edges.
+    The finals are those a live stream of the same audio gets.
     """
     engine = LocalEngine(settings)
-    step = SAMPLE_RATE // 10
-    segments = [s for i in range(0, len(pcm), step) for s in engine.feed(pcm[i : i + step])]
     latest: dict[float, Segment] = {}
-    for segment in segments + engine.finish():
+    for segment in engine.feed(pcm) + engine.finish():
         latest[segment.offset] = segment  # a correction replaces the segment at its offset
     return sorted(latest.values(), key=lambda segment: segment.offset)
 

@@ -1,10 +1,9 @@
-"""Finished speaker turns waiting for Whisper, and how its words are shared out among them.
+"""Finished speaker turns waiting for Whisper, and which of the words it hears are theirs.
 
-Whisper's cost is one 30 s window per call whatever the audio's length, so consecutive turns
-that are finished at the same time (a backlog, a file fed at once) are transcribed in one call
-and the words are given to the turn their middle falls in. A live stream, fed in small chunks,
-finishes one turn at a time and gets one call per turn, as soon as the turn ends. Pure
-functions on sample positions: no model, no audio.
+Whisper hears a little audio around a turn (padding at a pause, a look-ahead at a cut), so
+its words are given to the turn their middle falls in, and a turn that begins at a cut gives
+up a start that repeats the end of the turn before. Pure functions on sample positions: no
+model, no audio.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 
 from ...segment import Word
 
-__all__ = ["ClosedTurn", "assign_words", "drop_repeated_start", "group_turns"]
+__all__ = ["ClosedTurn", "assign_words", "drop_repeated_start"]
 
 _MAX_REPEAT = 3  # words: the most two Whisper calls around one cut are seen to share
 
@@ -34,20 +33,6 @@ class ClosedTurn:
     end: int
     after_cut: bool = False
     cut: bool = False
-
-
-def group_turns(turns: Sequence[ClosedTurn], max_span: int) -> list[list[ClosedTurn]]:
-    """Consecutive turns in groups spanning at most ``max_span`` samples (one Whisper window).
-
-    A turn longer than ``max_span`` is a group of its own.
-    """
-    groups: list[list[ClosedTurn]] = []
-    for turn in turns:
-        if groups and turn.end - groups[-1][0].start <= max_span:
-            groups[-1].append(turn)
-        else:
-            groups.append([turn])
-    return groups
 
 
 def assign_words(
