@@ -42,7 +42,6 @@ import asyncio
 import itertools
 import threading
 from collections.abc import Iterable, Iterator
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -50,6 +49,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from .._exceptions import ConfigurationError
+from .._lifecycle import AsyncThreadedService
 from ..transcribers.azure import NO_PACING
 from ._connection import ServiceConnection, logger
 from ._faults import Fault
@@ -68,7 +68,7 @@ _START_TIMEOUT = 10.0
 _CLOSE_TIMEOUT = 1.0
 
 
-class FakeSpeechService:
+class FakeSpeechService(AsyncThreadedService):
     """An in-process Azure Speech service for offline tests of the real SDK.
 
     Use it as ``with FakeSpeechService(recognizer) as service:`` (or ``async with``): it
@@ -173,32 +173,6 @@ class FakeSpeechService:
             else:
                 loop.close()
             self._loop = self._thread = None
-
-    def __enter__(self) -> FakeSpeechService:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> FakeSpeechService:
-        # The service keeps its own thread even under asyncio: a test that calls a blocking
-        # SDK method (``.get()``) on its loop would otherwise deadlock the service.
-        await asyncio.to_thread(self.start)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await asyncio.to_thread(self.stop)
 
     def add_faults(self, *faults: Fault | None) -> None:
         """Queue faults for the next connection attempts, after those not yet used."""
