@@ -50,6 +50,8 @@ _ABORT_GRACE = 0.05
 
 @dataclass(eq=False)
 class _Turn:
+    """The turn in progress: its record, recogniser and what the client asked to see."""
+
     record: TurnRecord
     info: TurnInfo
     recognizer: TurnRecognizer

@@ -25,6 +25,7 @@ class OutputOptions:
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> OutputOptions:
+        """The options a ``speech.context`` asks for (detailed output, word timings, ...)."""
         output = _dict(context.get("phraseOutput"))
         options = _dict(output.get("detailed")).get("options") or []
         diarization = _dict(_dict(context.get("phraseDetection")).get("speakerDiarization"))
