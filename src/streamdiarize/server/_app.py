@@ -19,8 +19,9 @@ from starlette.websockets import WebSocket
 
 from .. import __version__
 from .._redact import redact_secrets
+from ._context import ServerContext, SessionSlots
 from ._engines import Engine
-from ._handler import ServerContext, SessionSlots, handle_websocket
+from ._handler import handle_websocket
 from ._observer import SessionObserver
 from ._settings import ServerSettings
 from .protocol import SUBPROTOCOL

@@ -22,21 +22,18 @@ import contextlib
 import enum
 import logging
 import secrets
-import sys
 import time
-from collections.abc import Awaitable, Iterator
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from starlette.responses import PlainTextResponse
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
+from starlette.websockets import WebSocket
 
 from .._exceptions import StreamDiarizeError, TranscriberError
 from ..session import TranscriptionSession
-from ._engines import Engine
-from ._observer import SessionInfo, SessionObserver, SessionOutcome
+from ._context import ServerContext
+from ._observer import SessionInfo, SessionOutcome
 from ._security import origin_allowed, presented_token, token_matches
-from ._settings import ServerSettings
+from ._socket import ClientGoneError, ClientSocket
 from .opening import Opening, console_line, origin_refusal, parse_opening
 from .protocol import (
     SUBPROTOCOL,
@@ -49,11 +46,9 @@ from .protocol import (
     segment_message,
 )
 
-__all__ = ["ServerContext", "SessionSlots", "handle_websocket"]
+__all__ = ["handle_websocket"]
 
 logger = logging.getLogger("streamdiarize.server")
-
-_T = TypeVar("_T")
 
 
 class _Signal(enum.Enum):
@@ -62,46 +57,6 @@ class _Signal(enum.Enum):
 
 
 _SERVER_SIDE = {ErrorCode.BACKEND, ErrorCode.QUOTA, ErrorCode.INTERNAL}
-
-
-class _GoneError(Exception):
-    """The client disconnected; nothing more can be sent."""
-
-
-class SessionSlots:
-    """Counts running sessions and refuses one past the limit."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.active = 0
-
-    @contextlib.contextmanager
-    def acquire(self) -> Iterator[None]:
-        """Hold a slot for the ``with`` block.
-
-        Raises:
-            ProtocolError: ``busy`` when every slot is taken.
-        """
-        if self.active >= self.limit:
-            raise ProtocolError(
-                ErrorCode.BUSY,
-                f"the server runs its maximum of {self.limit} sessions; try again later",
-            )
-        self.active += 1
-        try:
-            yield
-        finally:
-            self.active -= 1
-
-
-@dataclass(frozen=True, slots=True)
-class ServerContext:
-    """What every connection of one app shares."""
-
-    engine: Engine
-    settings: ServerSettings
-    slots: SessionSlots
-    observer: SessionObserver | None = None
 
 
 async def handle_websocket(websocket: WebSocket, context: ServerContext) -> None:
@@ -131,6 +86,7 @@ class _Connection:
         self.ws = websocket
         self.context = context
         self.settings = context.settings
+        self.socket = ClientSocket(websocket, context.settings.max_message_bytes)
         self.id = secrets.token_hex(4)
         client = websocket.client
         self.client = f"{client.host}:{client.port}" if client else "?"
@@ -139,7 +95,6 @@ class _Connection:
         self.messages = 0
         self.bytes = 0
         self.segments = 0
-        self.gone = False
 
     # -- the whole connection ----------------------------------------------------------------
 
@@ -152,7 +107,7 @@ class _Connection:
                 opening = await self._receive_opening()
                 session = self._open_session(opening)
                 await session.start()
-                await self._send(
+                await self.socket.send(
                     ready_message(
                         self.id,
                         self.context.engine.name,
@@ -165,7 +120,7 @@ class _Connection:
             ending = exc
         except StreamDiarizeError as exc:
             ending = error_for(exc)
-        except _GoneError:
+        except ClientGoneError:
             ending = _Signal.GONE
         except Exception:  # a bug: log it, tell the client, keep serving the others
             logger.exception("session %s failed", self.id)
@@ -197,7 +152,7 @@ class _Connection:
 
     async def _receive_opening(self) -> Opening:
         """The first message: a ``start`` message, or the first audio (zero-config pages)."""
-        first = await self._receive(self.settings.start_timeout, "first message")
+        first = await self.socket.receive(self.settings.start_timeout, "first message")
         return parse_opening(first, self.ws.scope.get("query_string", b""))
 
     def _open_session(self, opening: Opening) -> TranscriptionSession:
@@ -275,7 +230,7 @@ class _Connection:
         pending: bytes | None = first or None
         try:
             while True:
-                message = pending or await self._receive(self.settings.idle_timeout, "audio")
+                message = pending or await self.socket.receive(self.settings.idle_timeout, "audio")
                 pending = None
                 if isinstance(message, str):
                     parse_message(message)
@@ -294,80 +249,37 @@ class _Connection:
             return exc
         except StreamDiarizeError as exc:
             return error_for(exc)
-        except _GoneError:
+        except ClientGoneError:
             return _Signal.GONE
 
     async def _pump_results(self, session: TranscriptionSession) -> ProtocolError | _Signal | None:
         """Session to socket until the iteration ends (``None``) or fails."""
         try:
             async for segment in session:
-                await self._send(segment_message(segment))
+                await self.socket.send(segment_message(segment))
                 self.segments += 1
                 if self.settings.print_segments and segment.final:
                     print(console_line(segment), flush=True)
         except TranscriberError as exc:
             return error_for(exc)
-        except _GoneError:
+        except ClientGoneError:
             return _Signal.GONE
         return None
-
-    # -- socket I/O --------------------------------------------------------------------------
-
-    async def _receive(self, timeout: float, what: str) -> bytes | str:
-        try:
-            message = await _within(timeout, self.ws.receive())
-        except asyncio.TimeoutError:
-            raise ProtocolError(
-                ErrorCode.TIMEOUT, f"no {what} for {timeout:g} s; closing the session"
-            ) from None
-        except WebSocketDisconnected as exc:
-            self.gone = True
-            raise _GoneError from exc
-        if message["type"] == "websocket.disconnect":
-            self.gone = True
-            raise _GoneError
-        data = message.get("bytes")
-        if data is None:
-            text: str = message.get("text") or ""
-            if len(text) > self.settings.max_message_bytes:
-                raise self._too_big(len(text))
-            return text
-        if len(data) > self.settings.max_message_bytes:
-            raise self._too_big(len(data))
-        return bytes(data)
-
-    def _too_big(self, size: int) -> ProtocolError:
-        return ProtocolError(
-            ErrorCode.MESSAGE_TOO_BIG,
-            f"a message of {size} bytes exceeds this server's limit of "
-            f"{self.settings.max_message_bytes}; send smaller chunks (e.g. MediaRecorder "
-            "start(100))",
-        )
-
-    async def _send(self, text: str) -> None:
-        if self.gone:
-            raise _GoneError
-        try:
-            await self.ws.send_text(text)
-        except (WebSocketDisconnect, WebSocketDisconnected, OSError) as exc:
-            self.gone = True
-            raise _GoneError from exc
 
     async def _finish(
         self, ending: ProtocolError | _Signal, session: TranscriptionSession | None
     ) -> int:
         """Send ``end`` or the error, then close; returns the close code."""
-        if ending is _Signal.GONE or self.gone:
+        if ending is _Signal.GONE or self.socket.gone:
             return 1006
         if isinstance(ending, ProtocolError):
             message, code, reason = ending.message(), ending.close_code, ending.close_reason
         else:
             seconds = session.audio_seconds if session is not None else 0.0
             message, code, reason = end_message(seconds), 1000, ""
-        with contextlib.suppress(_GoneError):
-            await self._send(message)
-        with contextlib.suppress(WebSocketDisconnect, WebSocketDisconnected, OSError):
-            await self.ws.close(code, reason)
+        with contextlib.suppress(ClientGoneError):
+            await self.socket.send(message)
+        await self.socket.close(code, reason)
         return code
 
     def _report(
@@ -398,20 +310,6 @@ class _Connection:
         )
         if self.context.observer is not None and self.info is not None:
             self.context.observer.session_ended(self.info, outcome)
-
-
-if sys.version_info >= (3, 11):
-
-    async def _within(timeout: float, awaitable: Awaitable[_T]) -> _T:
-        """``await awaitable`` for at most ``timeout`` s, in this task (``wait_for`` before
-        3.12 wraps it in a new task: ≈ 6 % of the server's time per audio message)."""
-        async with asyncio.timeout(timeout):
-            return await awaitable
-
-else:  # pragma: no cover - Python 3.10
-
-    async def _within(timeout: float, awaitable: Awaitable[_T]) -> _T:
-        return await asyncio.wait_for(awaitable, timeout)
 
 
 async def _cancel(task: asyncio.Task[Any]) -> None:

@@ -6,13 +6,13 @@ import asyncio
 import gc
 import threading
 import time
-from types import TracebackType
 from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
 
 from .._exceptions import ConfigurationError
+from .._lifecycle import ThreadedService
 from ._settings import ServerSettings
 
 __all__ = ["BackgroundServer", "run", "uvicorn_config"]
@@ -71,7 +71,7 @@ def run(
     server.run()
 
 
-class BackgroundServer:
+class BackgroundServer(ThreadedService):
     """uvicorn on a daemon thread, for tests and notebooks: ``with BackgroundServer(app) as s``.
 
     Listens on 127.0.0.1 and a free port by default; ``url`` and ``ws_url`` say where. The
@@ -140,15 +140,3 @@ class BackgroundServer:
         if thread.is_alive():  # a handler ignores shutdown: cut it short
             self.server.force_exit = True
             thread.join(_START_TIMEOUT)
-
-    def __enter__(self) -> BackgroundServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -16,26 +16,14 @@ Faults (:class:`Fault`) make chosen connection attempts fail the way Azure does.
 (extra ``local``) instead of a script.
 """
 
+from ._audio_checks import speech_problem
+from ._faults import Fault
+from ._handshake import RECOGNITION_PATHS
 from ._local import LocalRecognizer
-from ._recognizers import (
-    Hypothesis,
-    Phrase,
-    Recognizer,
-    ScriptedPhrase,
-    ScriptedRecognizer,
-    TurnInfo,
-    TurnRecognizer,
-    WordTiming,
-    speech_problem,
-)
-from ._service import (
-    RECOGNITION_PATHS,
-    AudioProblem,
-    ConnectionRecord,
-    FakeSpeechService,
-    Fault,
-    TurnRecord,
-)
+from ._recognizers import Hypothesis, Phrase, Recognizer, TurnInfo, TurnRecognizer, WordTiming
+from ._records import AudioProblem, ConnectionRecord, TurnRecord
+from ._scripted import ScriptedPhrase, ScriptedRecognizer
+from ._service import FakeSpeechService
 from ._usp import UspMessage, UspProtocolError, WaveFormat, parse_message, serialize_message
 
 __all__ = [

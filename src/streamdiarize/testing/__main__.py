@@ -19,7 +19,7 @@ import sys
 import threading
 from pathlib import Path
 
-from ._recognizers import ScriptedRecognizer
+from ._scripted import ScriptedRecognizer
 from ._service import FakeSpeechService
 
 

@@ -29,7 +29,8 @@ from numpy.typing import NDArray
 from .._exceptions import ConfigurationError
 from ..segment import Segment
 from ..transcribers.local import UNKNOWN_SPEAKER, LocalEngine, LocalSettings
-from ._recognizers import Hypothesis, Phrase, Result, TurnInfo, WordTiming, _lexical
+from ._recognizers import Hypothesis, Phrase, Result, TurnInfo, WordTiming
+from ._scripted import lexical_word
 
 __all__ = ["LocalRecognizer"]
 
@@ -111,7 +112,7 @@ class _LocalTurn:
         words = tuple(
             WordTiming(lexical, w.offset, w.duration)
             for w in segment.words
-            if (lexical := _lexical(w.text))
+            if (lexical := lexical_word(w.text))
         )
         known = [w.confidence for w in segment.words if w.confidence is not None]
         return Phrase(

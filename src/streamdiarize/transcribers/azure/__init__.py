@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..._exceptions import ConfigurationError
-from .._base import SAMPLE_RATE, SegmentSink, Transcriber, TranscriberStream
-from ._credentials import AzureCredentials, mask_secret, set_recognizer_token
+from .._base import SegmentSink, Transcriber, TranscriberStream
+from ._credentials import AzureCredentials, mask_secret
+from ._sdk import Recognition, build_recognition, build_speech_config, current_token
+from ._settings import NO_PACING, AzureSettings
 from ._source import AudioSource
 from ._stream import AzureStream
 
-__all__ = ["AzureCredentials", "AzureTranscriber"]
+if TYPE_CHECKING:
+    import azure.cognitiveservices.speech as speechsdk
 
-_PROFANITY = ("masked", "removed", "raw")
-
-#: The SDK property that lifts its send pacing (measured: 66 s of audio in 0.36 s, not 30 s).
-NO_PACING = {"SPEECH-TransmitLengthBeforeThrottleMs": "100000000"}
-_PASSTHROUGH_FORMATS = {"ogg": "OGG_OPUS", "any": "ANY", "mp3": "MP3", "flac": "FLAC"}
+__all__ = ["NO_PACING", "AzureCredentials", "AzureSettings", "AzureTranscriber"]
 
 
 class AzureTranscriber(Transcriber):
@@ -62,8 +60,7 @@ class AzureTranscriber(Transcriber):
         properties: extra SDK properties by name (``SpeechConfig.set_property_by_name``).
 
     Attributes:
-        credentials: where the service is and how to authenticate (secrets masked in
-            ``repr()``).
+        settings: these options, checked (:class:`AzureSettings`, frozen).
         token_refresh_seconds: how often a live recognizer gets a new token from
             ``token_provider`` (8 minutes; Entra ID tokens live about 10).
 
@@ -99,41 +96,37 @@ class AzureTranscriber(Transcriber):
         pace_audio: bool = True,
         properties: Mapping[str, str] | None = None,
     ) -> None:
-        self.credentials = AzureCredentials.resolve(
-            key=key,
-            region=region,
-            endpoint=endpoint,
-            host=host,
-            auth_token=auth_token,
-            token_provider=token_provider,
-            token_credential=token_credential,
-        )
-        self.languages = tuple(languages)
-        if not 1 <= len(self.languages) <= 10:
-            raise ConfigurationError(f"give 1 to 10 languages, got {len(self.languages)}")
-        if profanity not in _PROFANITY:
-            raise ConfigurationError(f"profanity must be one of {_PROFANITY}, got {profanity!r}")
-        if passthrough_format not in _PASSTHROUGH_FORMATS:
-            raise ConfigurationError(
-                f"passthrough_format must be one of {tuple(_PASSTHROUGH_FORMATS)}"
-            )
-        self.word_timestamps = word_timestamps
-        self.diarize_interim = diarize_interim
-        self.phrases = tuple(phrases)
-        self.profanity = profanity
-        self.log_file = log_file
-        self.accepts_encoded = passthrough
-        self.passthrough_format = passthrough_format
-        self.max_reconnects = max_reconnects
-        self.max_replay_seconds = max_replay_seconds
-        self.max_buffered_seconds = max_buffered_seconds
-        self.finish_timeout = finish_timeout
-        self.connect_timeout = connect_timeout
-        self.stall_timeout = stall_timeout
-        self.segmentation_silence_ms = segmentation_silence_ms
-        self.properties = dict(properties or {})
+        props = dict(properties or {})
         if not pace_audio:
-            self.properties.update(NO_PACING)
+            props.update(NO_PACING)
+        self.settings = AzureSettings(
+            credentials=AzureCredentials.resolve(
+                key=key,
+                region=region,
+                endpoint=endpoint,
+                host=host,
+                auth_token=auth_token,
+                token_provider=token_provider,
+                token_credential=token_credential,
+            ),
+            languages=tuple(languages),
+            word_timestamps=word_timestamps,
+            diarize_interim=diarize_interim,
+            phrases=tuple(phrases),
+            profanity=profanity,
+            log_file=log_file,
+            passthrough=passthrough,
+            passthrough_format=passthrough_format,
+            max_reconnects=max_reconnects,
+            max_replay_seconds=max_replay_seconds,
+            max_buffered_seconds=max_buffered_seconds,
+            finish_timeout=finish_timeout,
+            connect_timeout=connect_timeout,
+            stall_timeout=stall_timeout,
+            segmentation_silence_ms=segmentation_silence_ms,
+            properties=props,
+        )
+        self.accepts_encoded = passthrough
         self.token_refresh_seconds = 8 * 60.0
 
     def __repr__(self) -> str:
@@ -145,9 +138,19 @@ class AzureTranscriber(Transcriber):
         )
 
     @property
+    def credentials(self) -> AzureCredentials:
+        """Where the service is and how to authenticate (secrets masked in ``repr()``)."""
+        return self.settings.credentials
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The configured locales."""
+        return self.settings.languages
+
+    @property
     def default_language(self) -> str | None:
         """The language to report when only one is configured (the service names none then)."""
-        return self.languages[0] if len(self.languages) == 1 else None
+        return self.settings.default_language
 
     async def open(self, sink: SegmentSink, *, interim_results: bool = False) -> TranscriberStream:
         stream = AzureStream(self, sink, interim_results=interim_results)
@@ -158,94 +161,21 @@ class AzureTranscriber(Transcriber):
             raise
         return stream
 
-    # -- SDK object construction (runs in a worker thread) ---------------------------------
+    # -- SDK objects (built in a worker thread) ------------------------------------------
 
-    def _token(self) -> str | None:
-        c = self.credentials
-        return c.auth_token or (c.token_provider() if c.token_provider else None)
-
-    def speech_config(self, token: str | None = None) -> Any:
+    def speech_config(self, token: str | None = None) -> speechsdk.SpeechConfig:
         """The SDK ``SpeechConfig`` these settings describe (credentials, output, language ID).
 
         Args:
             token: a bearer token to use instead of the key (fetched per connection).
         """
-        import azure.cognitiveservices.speech as speechsdk
+        return build_speech_config(self.settings, token)
 
-        c = self.credentials
-        kwargs: dict[str, Any] = {}
-        if c.host:
-            kwargs["host"] = c.host
-        elif c.endpoint:
-            kwargs["endpoint"] = c.endpoint
-        else:
-            kwargs["region"] = c.region
-        if c.token_credential is not None:
-            kwargs["token_credential"] = c.token_credential
-        elif token and "region" in kwargs:
-            kwargs["auth_token"] = token
-        elif c.key:
-            kwargs["subscription"] = c.key
-        config = speechsdk.SpeechConfig(**kwargs)
-        pid = speechsdk.PropertyId
-        if self.word_timestamps:
-            config.request_word_level_timestamps()
-            config.output_format = speechsdk.OutputFormat.Detailed
-        if self.diarize_interim:
-            config.set_property(pid.SpeechServiceResponse_DiarizeIntermediateResults, "true")
-        config.set_profanity(getattr(speechsdk.ProfanityOption, self.profanity.capitalize()))
-        if len(self.languages) > 1:
-            config.set_property(pid.SpeechServiceConnection_LanguageIdMode, "Continuous")
-        if self.log_file:
-            config.set_property(pid.Speech_LogFilename, self.log_file)
-        if self.segmentation_silence_ms is not None:
-            config.set_property(
-                pid.Speech_SegmentationSilenceTimeoutMs, str(self.segmentation_silence_ms)
-            )
-        for name, value in self.properties.items():
-            config.set_property_by_name(name, value)
-        return config
-
-    def build_recognizer(self, source: AudioSource) -> tuple[Any, Any, Any]:
+    def build_recognizer(self, source: AudioSource) -> Recognition:
         """A ConversationTranscriber pulling audio from ``source``, phrase list applied.
 
         Returns the recognizer, its audio stream and its ``Connection`` (which reports the
-        WebSocket opening): keep them alive together (the SDK's native side keeps only raw
-        pointers to the stream and its callback).
+        WebSocket opening): keep them alive together.
         """
-        import azure.cognitiveservices.speech as speechsdk
-
-        if self.accepts_encoded:
-            container = getattr(
-                speechsdk.AudioStreamContainerFormat, _PASSTHROUGH_FORMATS[self.passthrough_format]
-            )
-            stream_format = speechsdk.audio.AudioStreamFormat(compressed_stream_format=container)
-        else:
-            stream_format = speechsdk.audio.AudioStreamFormat(
-                samples_per_second=SAMPLE_RATE, bits_per_sample=16, channels=1
-            )
-        stream = speechsdk.audio.PullAudioInputStream(source, stream_format)
-        audio_config = speechsdk.audio.AudioConfig(stream=stream)
-        language_kwargs: dict[str, Any]
-        if len(self.languages) > 1:
-            language_kwargs = {
-                "auto_detect_source_language_config": (
-                    speechsdk.languageconfig.AutoDetectSourceLanguageConfig(
-                        languages=list(self.languages)
-                    )
-                )
-            }
-        else:
-            language_kwargs = {"language": self.languages[0]}
-        token = self._token()
-        recognizer = speechsdk.transcription.ConversationTranscriber(
-            speech_config=self.speech_config(token), audio_config=audio_config, **language_kwargs
-        )
-        c = self.credentials
-        if token and (c.host or c.endpoint) and c.token_credential is None:
-            set_recognizer_token(recognizer, token)
-        if self.phrases:
-            grammar = speechsdk.PhraseListGrammar.from_recognizer(recognizer)
-            for phrase in self.phrases:
-                grammar.addPhrase(phrase)
-        return recognizer, stream, speechsdk.Connection.from_recognizer(recognizer)
+        token = current_token(self.credentials)
+        return build_recognition(self.settings, source, self.speech_config(token), token)

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..._exceptions import ConfigurationError
 
-__all__ = ["AzureCredentials", "mask_secret", "set_recognizer_token"]
+__all__ = ["AzureCredentials", "mask_secret"]
 
 #: Environment variables read when no argument is given.
 ENV_KEY, ENV_REGION, ENV_ENDPOINT, ENV_HOST = (
@@ -118,14 +118,3 @@ class AzureCredentials:
             if secret:
                 text = text.replace(secret, "***")
         return text
-
-
-def set_recognizer_token(recognizer: Any, token: str) -> None:
-    """Give a ConversationTranscriber a (new) bearer token.
-
-    Its ``authorization_token`` setter fails in SDK 1.53 (it assigns through ``super()``:
-    ``AttributeError``), so the property that setter means is set directly.
-    """
-    import azure.cognitiveservices.speech as speechsdk
-
-    recognizer.properties.set_property(speechsdk.PropertyId.SpeechServiceAuthorization_Token, token)

@@ -13,12 +13,13 @@ offsets of the new recognizer are shifted by the replay start so the stream cloc
 continuous, and phrases already delivered are not delivered twice. A service that stops
 answering (no result for ``stall_timeout`` seconds while that much sent audio waits) is
 treated as a failed connection too: the SDK never reports a stall by itself.
+
+The stream's phase is explicit: see ``_phase``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import functools
 import logging
@@ -35,8 +36,11 @@ from ..._exceptions import (
 )
 from ...segment import Segment
 from .._base import SAMPLE_RATE, SegmentSink, TranscriberStream
-from ._credentials import set_recognizer_token
+from ._connection import Connection
+from ._phase import ENDED, Phase, advance
+from ._replay import ReplayBuffer
 from ._results import error_from_cancellation, is_retryable, segment_from_result
+from ._sdk import set_recognizer_token
 from ._source import AudioSource
 
 if TYPE_CHECKING:
@@ -47,71 +51,46 @@ __all__ = ["AzureStream"]
 log = logging.getLogger("streamdiarize.azure")
 
 
-class _Connection:
-    """The SDK objects of one connection attempt."""
-
-    def __init__(
-        self, generation: int, sdk_objects: tuple[Any, Any, Any], source: AudioSource, base: float
-    ) -> None:
-        self.generation = generation
-        self.recognizer, self.audio_stream, self.sdk_connection = sdk_objects
-        self.source = source
-        #: Stream seconds at this recognizer's first sample.
-        self.base = base
-        #: The SDK cancelled with an error: stopping it would only wait for timeouts.
-        self.errored = False
-
-    def close_input(self) -> None:
-        self.source.close_input()
-
-    def release(self) -> None:
-        """Drop every callback and SDK reference so the native objects are freed now.
-
-        A recognizer still alive at interpreter exit can abort the process in the SDK's
-        native teardown; releasing it here, while the loop runs, avoids that.
-        """
-        for signal in ("transcribed", "transcribing", "canceled", "session_stopped"):
-            with contextlib.suppress(Exception):
-                getattr(self.recognizer, signal).disconnect_all()
-        with contextlib.suppress(Exception):
-            self.sdk_connection.connected.disconnect_all()
-        self.recognizer = self.audio_stream = self.sdk_connection = None
-
-
 class AzureStream(TranscriberStream):
     """A ConversationTranscriber over a PCM (or compressed) push stream."""
 
     def __init__(
         self,
-        settings: AzureTranscriber,
+        transcriber: AzureTranscriber,
         sink: SegmentSink,
         *,
         interim_results: bool,
     ) -> None:
-        self._settings = settings
+        self._transcriber = transcriber
+        self._settings = settings = transcriber.settings
         self._sink = sink
         self._interim = interim_results
         self._loop = asyncio.get_running_loop()
-        self._connection: _Connection | None = None
+        self._phase = Phase.STREAMING
+        self._connection: Connection | None = None
         self._generation = 0
         self._reconnects = 0
-        self._replay: collections.deque[NDArray[np.int16]] = collections.deque()
-        self._replay_start = 0  # stream sample index of the replay buffer's first sample
-        self._samples_written = 0
+        self._replay = ReplayBuffer(settings.max_replay_seconds)
         self._delivered_until = 0.0  # end (s) of the last final segment delivered
         self._acknowledged = 0.0  # end (s) of the last final result, text or not
         self._progress = asyncio.Event()  # set when _acknowledged advances or the stream ends
         self._stopped = asyncio.Event()
         self._connected = asyncio.Event()
         self._error: TranscriberError | None = None
-        self._failed = False
-        self._finishing = False
-        self._closed = False
+        self._finishing = False  # finish() ended the audio: reconnects end their input too
         self._reconnecting: asyncio.Task[None] | None = None
         self._token_refresh: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._last_event = self._loop.time()
         self._max_buffered_bytes = int(settings.max_buffered_seconds * SAMPLE_RATE * 2)
+
+    @property
+    def phase(self) -> Phase:
+        """Where the stream is: streaming, reconnecting, failed or closed."""
+        return self._phase
+
+    def _enter(self, phase: Phase) -> None:
+        self._phase = advance(self._phase, phase)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -146,7 +125,7 @@ class AzureStream(TranscriberStream):
         generation = self._generation
         try:
             source = AudioSource(self._loop, self._max_buffered_bytes)
-            sdk_objects = await asyncio.to_thread(self._settings.build_recognizer, source)
+            recognition = await asyncio.to_thread(self._transcriber.build_recognizer, source)
         except TranscriberError:
             raise
         except Exception as exc:
@@ -154,7 +133,7 @@ class AzureStream(TranscriberStream):
             raise BackendUnavailableError(
                 f"Azure Speech SDK could not be set up: {reason}"
             ) from exc
-        connection = _Connection(generation, sdk_objects, source, base)
+        connection = Connection(generation, recognition, source, base)
         recognizer = connection.recognizer
         recognizer.transcribed.connect(functools.partial(self._on_result, generation, True))
         if self._interim:
@@ -174,16 +153,16 @@ class AzureStream(TranscriberStream):
             return
         await self._wait_for_acknowledgement()
         await self._wait_for_room()
-        if self._failed or self._closed:
+        if self._phase in ENDED:
             return
-        self._remember(pcm)
+        self._replay.append(pcm)
         connection = self._connection
-        if connection is not None and self._reconnecting is None:
+        if connection is not None and self._phase is Phase.STREAMING:
             connection.source.write(pcm.tobytes())
 
     async def write_encoded(self, data: bytes) -> None:
         await self._wait_for_room()
-        if not (self._failed or self._closed) and self._connection is not None:
+        if self._phase not in ENDED and self._connection is not None:
             self._connection.source.write(data)
 
     async def _wait_for_acknowledgement(self) -> None:
@@ -193,8 +172,8 @@ class AzureStream(TranscriberStream):
         results stop advancing; audio past ``max_replay_seconds`` could not be replayed then.
         """
         limit = self._settings.max_replay_seconds
-        while self._samples_written / SAMPLE_RATE - self._acknowledged >= limit and not (
-            self._failed or self._closed
+        while (
+            self._replay.written_seconds - self._acknowledged >= limit and self._phase not in ENDED
         ):
             self._progress.clear()
             await self._progress.wait()
@@ -202,7 +181,7 @@ class AzureStream(TranscriberStream):
     async def _wait_for_room(self) -> None:
         """Backpressure: wait while the SDK has not read the audio already queued."""
         connection = self._connection
-        if connection is not None and self._reconnecting is None and not self._failed:
+        if connection is not None and self._phase is Phase.STREAMING:
             await connection.source.wait_for_room()
 
     async def finish(self) -> None:
@@ -216,7 +195,7 @@ class AzureStream(TranscriberStream):
         """End the audio and wait for the service's last results (through reconnects)."""
         timeout = self._settings.finish_timeout
         deadline = self._loop.time() + timeout
-        while not self._failed:
+        while self._phase is not Phase.FAILED:
             if self._reconnecting is not None:  # it re-sends the audio, then ends it
                 await asyncio.shield(self._reconnecting)
                 continue
@@ -238,9 +217,9 @@ class AzureStream(TranscriberStream):
                 return
 
     async def aclose(self) -> None:
-        if self._closed:
+        if self._phase is Phase.CLOSED:
             return
-        self._closed = True
+        self._enter(Phase.CLOSED)
         self._progress.set()
         for task in (self._reconnecting, self._token_refresh, self._watchdog):
             if task is not None and task is not asyncio.current_task():
@@ -250,47 +229,7 @@ class AzureStream(TranscriberStream):
         connection, self._connection = self._connection, None
         self._replay.clear()
         if connection is not None:
-            await self._dispose(connection)
-
-    async def _dispose(self, connection: _Connection) -> None:
-        """Stop a recognizer and free its SDK objects, in a worker thread.
-
-        Freeing a recognizer can block for seconds (its native destructor closes the
-        connection), so the last reference is dropped off the event loop too.
-        """
-
-        def stop_and_release() -> None:
-            with contextlib.suppress(Exception):
-                connection.close_input()
-            if not connection.errored:  # after an error, stopping only waits for timeouts
-                with contextlib.suppress(Exception):
-                    connection.recognizer.stop_transcribing_async().get()
-            connection.release()
-
-        try:
-            await asyncio.wait_for(
-                asyncio.shield(asyncio.to_thread(stop_and_release)), self._settings.finish_timeout
-            )
-        except (TimeoutError, asyncio.TimeoutError):
-            log.warning(
-                "Azure recognizer did not stop within %.0f s", self._settings.finish_timeout
-            )
-
-    # -- replay buffer ---------------------------------------------------------------------
-
-    def _remember(self, pcm: NDArray[np.int16]) -> None:
-        """Keep audio not yet covered by a final result, at most ``max_replay_seconds``."""
-        self._replay.append(pcm)
-        self._samples_written += len(pcm)
-        limit = int(self._settings.max_replay_seconds * SAMPLE_RATE)
-        while self._samples_written - self._replay_start - len(self._replay[0]) >= limit:
-            self._replay_start += len(self._replay.popleft())
-
-    def _forget_until(self, seconds: float) -> None:
-        """Drop replay audio that ends before ``seconds`` of stream time."""
-        sample = int(seconds * SAMPLE_RATE)
-        while self._replay and self._replay_start + len(self._replay[0]) <= sample:
-            self._replay_start += len(self._replay.popleft())
+            await connection.dispose(self._settings.finish_timeout)
 
     # -- SDK threads -> loop ---------------------------------------------------------------
 
@@ -332,19 +271,19 @@ class AzureStream(TranscriberStream):
 
     def _current(self, generation: int) -> bool:
         return (
-            not self._closed
+            self._phase is not Phase.CLOSED
             and self._connection is not None
             and self._connection.generation == generation
         )
 
     def _deliver(self, generation: int, segment: Segment | None, final: bool, end: float) -> None:
-        if not self._current(generation) or self._failed:
+        if not self._current(generation) or self._phase is Phase.FAILED:
             return
         self._last_event = self._loop.time()
         if final:
             self._acknowledged = max(self._acknowledged, end)
             self._progress.set()
-            self._forget_until(end)
+            self._replay.forget_until(end)
         if segment is None:
             return
         if final:
@@ -360,11 +299,11 @@ class AzureStream(TranscriberStream):
             self._connected.set()
 
     def _handle_stopped(self, generation: int) -> None:
-        if self._current(generation) and self._reconnecting is None:
+        if self._current(generation) and self._phase is not Phase.RECONNECTING:
             self._stopped.set()
 
     def _handle_cancel(self, generation: int, reason: str, code: str, details: str) -> None:
-        if not self._current(generation) or self._failed:
+        if not self._current(generation) or self._phase is Phase.FAILED:
             return
         if reason != "Error":
             self._stopped.set()  # EndOfStream: the service answered our end of audio
@@ -375,6 +314,7 @@ class AzureStream(TranscriberStream):
         self._connection.close_input()  # its audio is replayed to the next connection
         if is_retryable(code, details) and self._reconnects < self._settings.max_reconnects:
             self._reconnects += 1
+            self._enter(Phase.RECONNECTING)
             self._reconnecting = asyncio.create_task(self._reconnect())
             return
         error = error_from_cancellation(code, details)
@@ -387,7 +327,8 @@ class AzureStream(TranscriberStream):
         self._fail(error)
 
     def _fail(self, error: TranscriberError) -> None:
-        self._failed = True
+        if self._phase is not Phase.CLOSED:  # an error after close() is still reported
+            self._enter(Phase.FAILED)
         self._error = error
         self._progress.set()
         self._stopped.set()
@@ -402,11 +343,10 @@ class AzureStream(TranscriberStream):
             await asyncio.sleep(min(0.25 * 2 ** (self._reconnects - 1), 4.0))
             if old is not None:
                 self._connection = None
-                await self._dispose(old)
-            base = self._replay_start / SAMPLE_RATE
-            await self._connect(base=base)
+                await old.dispose(self._settings.finish_timeout)
+            await self._connect(base=self._replay.start_seconds)
             assert self._connection is not None
-            for pcm in list(self._replay):
+            for pcm in self._replay.chunks():
                 self._connection.source.write(pcm.tobytes())
             if self._finishing:
                 self._connection.close_input()
@@ -418,6 +358,8 @@ class AzureStream(TranscriberStream):
             self._fail(ConnectionLostError(f"reconnecting to Azure Speech failed: {exc}"))
         finally:
             self._reconnecting = None
+            if self._phase is Phase.RECONNECTING:
+                self._enter(Phase.STREAMING)
 
     async def _watch_for_stalls(self) -> None:
         """Reconnect (or fail) when sent audio goes unanswered for ``stall_timeout`` seconds."""
@@ -426,9 +368,9 @@ class AzureStream(TranscriberStream):
         while True:
             await asyncio.sleep(min(1.0, timeout / 4))
             connection = self._connection
-            if connection is None or self._reconnecting is not None or self._failed:
+            if connection is None or self._phase is not Phase.STREAMING:
                 continue
-            waiting = self._samples_written / SAMPLE_RATE - self._acknowledged
+            waiting = self._replay.written_seconds - self._acknowledged
             silent_for = self._loop.time() - self._last_event
             # (waiting is capped near max_replay_seconds by the backpressure in write())
             if silent_for >= timeout and waiting >= timeout / 2:
@@ -445,7 +387,7 @@ class AzureStream(TranscriberStream):
         provider = self._settings.credentials.token_provider
         assert provider is not None
         while True:
-            await asyncio.sleep(self._settings.token_refresh_seconds)
+            await asyncio.sleep(self._transcriber.token_refresh_seconds)
             token = await asyncio.to_thread(provider)
             if self._connection is not None:
                 set_recognizer_token(self._connection.recognizer, token)
