@@ -13,9 +13,11 @@ the real ``azure-cognitiveservices-speech`` SDK runs against it with no network 
 
 Faults (:class:`Fault`) make chosen connection attempts fail the way Azure does.
 :class:`LocalRecognizer` answers with real transcripts from the embedded offline engine
-(extra ``local``) instead of a script.
+(extra ``local``) instead of a script; :class:`EnergyRecognizer` marks speech spans by their
+energy and voices by pitch (the ``fake`` engine of ``streamdiarize serve``).
 """
 
+from ._energy import EnergyRecognizer
 from ._local import LocalRecognizer
 from ._recognizers import (
     Hypothesis,
@@ -42,6 +44,7 @@ __all__ = [
     "RECOGNITION_PATHS",
     "AudioProblem",
     "ConnectionRecord",
+    "EnergyRecognizer",
     "FakeSpeechService",
     "Fault",
     "Hypothesis",
