@@ -38,8 +38,12 @@ from streamdiarize.server import (
     create_app,
     open_engine,
 )
-from streamdiarize.server._emulator import EnergyRecognizer
-from streamdiarize.testing import FakeSpeechService, ScriptedPhrase, ScriptedRecognizer
+from streamdiarize.testing import (
+    EnergyRecognizer,
+    FakeSpeechService,
+    ScriptedPhrase,
+    ScriptedRecognizer,
+)
 from streamdiarize.transcribers.azure import AzureTranscriber
 from test_server import DIALOG, STOP, WEBM, dedicated_threads, server_tasks, start
 

@@ -39,7 +39,6 @@ from streamdiarize.server import (
     create_app,
     open_engine,
 )
-from streamdiarize.server._emulator import EnergyRecognizer
 from streamdiarize.server._security import origin_allowed, presented_token
 from streamdiarize.server.protocol import (
     ErrorCode,
@@ -49,7 +48,7 @@ from streamdiarize.server.protocol import (
     parse_start,
     segment_to_dict,
 )
-from streamdiarize.testing import Phrase, TurnInfo
+from streamdiarize.testing import EnergyRecognizer, Phrase, TurnInfo
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -80,6 +80,7 @@ def _log_to_stderr(level: str) -> None:
 
 
 def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from .engines import ENGINES
     from .server._settings import ServerSettings
 
     defaults = ServerSettings()
@@ -95,7 +96,7 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
     serve.add_argument(
         "--engine",
-        choices=("local", "azure", "fake"),
+        choices=ENGINES,
         help="speech engine; default: azure when SPEECH_KEY and SPEECH_REGION are set, else "
         "local. fake = the Azure SDK against a local emulator (no key, no model)",
     )
@@ -173,14 +174,8 @@ def serve_command(args: argparse.Namespace) -> int:
     if missing:
         _fail(f"serve needs {' and '.join(missing)}: {_SERVER_HINT}")
         return 1
-    from .server import (
-        ServerSettings,
-        SessionRecorder,
-        create_app,
-        default_engine_name,
-        open_engine,
-        run,
-    )
+    from .engines import default_engine_name
+    from .server import ServerSettings, SessionRecorder, create_app, open_engine, run
 
     token = args.token
     if token == "" or (token is None and os.environ.get(TOKEN_ENV)):

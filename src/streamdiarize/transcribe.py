@@ -16,9 +16,10 @@ ones, like a MediaRecorder's ``timeslice``. The same rule works for pipes, whose
 unknown. ``realtime=True`` holds each chunk back until the wall clock reaches the end of the
 audio it is estimated to carry, so a backend sees the pace of a live microphone.
 
-:func:`open_transcriber` builds the backends the ``streamdiarize transcribe`` command offers:
-``azure``, ``local`` and ``fake`` (the real Azure SDK against
-:class:`~streamdiarize.testing.FakeSpeechService` answering with the local engine).
+:func:`open_transcriber` builds the backends the ``streamdiarize transcribe`` command offers
+(:data:`ENGINES`, from the one registry in :mod:`streamdiarize.engines`): ``azure``, ``local``
+and ``fake`` (the real Azure SDK against :class:`~streamdiarize.testing.FakeSpeechService`
+answering with the local engine).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ._exceptions import ConfigurationError, InputError, UnsupportedFormatError
+from .engines import ENGINES, open_engine
 from .segment import Segment
 from .session import TranscriptionSession
 from .transcribers import Transcriber
@@ -55,8 +57,6 @@ MAX_CHUNK_BYTES = 1 << 20
 #: Bytes read from the source at a time (pipes: whatever is there, up to this).
 _READ_SIZE = 1 << 16
 
-#: Backends :func:`open_transcriber` builds.
-ENGINES = ("local", "azure", "fake")
 _FILE_CLOSE = 300.0  # seconds a file job waits at the end for the backend's last results
 
 
@@ -355,6 +355,8 @@ def open_transcriber(
 ) -> Iterator[Transcriber]:
     """Build a backend by name; for ``fake``, the emulator runs until the block ends.
 
+    The transcriber of :func:`streamdiarize.engines.open_engine`, the one engine registry.
+
     Args:
         engine: ``"local"``, ``"azure"`` or ``"fake"``; ``None``: ``azure`` when
             ``SPEECH_KEY`` and ``SPEECH_REGION`` (or an endpoint) are set, else ``local``.
@@ -369,44 +371,11 @@ def open_transcriber(
             engine does not have.
         BackendUnavailableError: ``local``/``fake`` without the ``local`` extra.
     """
-    from .server._engines import default_engine_name
-
-    name = engine or default_engine_name()
-    if name not in ENGINES:
-        raise ConfigurationError(f"unknown engine {name!r}: choose one of {', '.join(ENGINES)}")
-    if name == "azure":
-        from .transcribers.azure import AzureTranscriber
-
-        if max_speakers is not None or min_speakers is not None:
-            raise ConfigurationError(
-                "min_speakers and max_speakers are for the local and fake engines: Azure finds "
-                "the speakers itself"
-            )
-        yield AzureTranscriber(tuple(languages) or ("en-US",))
-        return
-    locales = tuple(languages) or ("en-US",)
-    foreign = [code for code in locales if code.split("-")[0].lower() != "en"]
-    if foreign:
-        raise ConfigurationError(
-            f"the {name} engine's model (Whisper tiny.en) is English-only, not "
-            f"{', '.join(foreign)}: use the azure engine for other languages"
-        )
-    from .transcribers.local import LocalSettings, LocalTranscriber
-
-    if name == "local":
-        yield LocalTranscriber(min_speakers=min_speakers, max_speakers=max_speakers)
-        return
-    from .testing import FakeSpeechService, LocalRecognizer
-    from .transcribers.azure import AzureTranscriber
-
-    recognizer = LocalRecognizer(
-        LocalSettings(min_speakers=min_speakers, max_speakers=max_speakers),
-        locale=locales[0],
-        interim=interim_results,
-    )
-    with FakeSpeechService(recognizer) as service:
-        # The emulator transcribes with the offline engine, which may still be working on the
-        # last turns when the audio ends: allow it the time it needs to answer.
-        yield AzureTranscriber(
-            locales, host=service.host, key="emulator", pace_audio=False, finish_timeout=300.0
-        )
+    with open_engine(
+        engine or None,
+        languages=languages,
+        min_speakers=min_speakers,
+        max_speakers=max_speakers,
+        interim_results=interim_results,
+    ) as built:
+        yield built.transcriber

@@ -13,10 +13,12 @@ the real ``azure-cognitiveservices-speech`` SDK runs against it with no network 
 
 Faults (:class:`Fault`) make chosen connection attempts fail the way Azure does.
 :class:`LocalRecognizer` answers with real transcripts from the embedded offline engine
-(extra ``local``) instead of a script.
+(extra ``local``) instead of a script; :class:`EnergyRecognizer` marks speech spans by their
+energy and voices by pitch (the ``fake`` engine of ``streamdiarize serve``).
 """
 
 from ._audio_checks import speech_problem
+from ._energy import EnergyRecognizer
 from ._faults import Fault
 from ._handshake import RECOGNITION_PATHS
 from ._local import LocalRecognizer
@@ -30,6 +32,7 @@ __all__ = [
     "RECOGNITION_PATHS",
     "AudioProblem",
     "ConnectionRecord",
+    "EnergyRecognizer",
     "FakeSpeechService",
     "Fault",
     "Hypothesis",

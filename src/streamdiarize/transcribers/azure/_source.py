@@ -6,6 +6,9 @@ Instead the SDK pulls: its reader thread calls :meth:`AudioSource.read`, which w
 condition for bytes; the event loop only appends (never blocks) and awaits
 :meth:`AudioSource.wait_for_room` when more than ``max_buffered`` bytes are waiting, so a
 slow service slows ``session.send()`` instead of growing memory.
+
+It implements the SDK's ``PullAudioInputStreamCallback`` interface (``read``, ``close``,
+``get_property``) without subclassing it, so importing this module does not load the SDK.
 """
 
 from __future__ import annotations
@@ -14,13 +17,12 @@ import asyncio
 import collections
 import contextlib
 import threading
-
-import azure.cognitiveservices.speech as speechsdk
+from typing import Any
 
 __all__ = ["AudioSource"]
 
 
-class AudioSource(speechsdk.audio.PullAudioInputStreamCallback):  # type: ignore[misc]
+class AudioSource:
     """A thread-safe byte queue the SDK reads from; filled from the event loop.
 
     Args:
@@ -29,7 +31,6 @@ class AudioSource(speechsdk.audio.PullAudioInputStreamCallback):  # type: ignore
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, max_buffered: int) -> None:
-        super().__init__()
         self._loop = loop
         self._max_buffered = max_buffered
         self._chunks: collections.deque[memoryview] = collections.deque()
@@ -97,3 +98,7 @@ class AudioSource(speechsdk.audio.PullAudioInputStreamCallback):  # type: ignore
     def close(self) -> None:
         """Called by the SDK when it is done with the stream."""
         self.close_input()
+
+    def get_property(self, property_id: Any) -> str:
+        """Called by the SDK for stream properties: none (the SDK's default answer)."""
+        return ""

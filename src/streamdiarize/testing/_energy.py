@@ -1,5 +1,8 @@
 """``EnergyRecognizer``: what the emulator answers in a live demo (``serve --engine fake``).
 
+A :class:`~streamdiarize.testing.Recognizer` like the scripted and local ones, so it lives
+beside them rather than in the server.
+
 It is not speech recognition. It marks where the audio has speech-level energy and tells
 voices apart by their median pitch, so the whole path (browser capture, decoding, the real
 Azure SDK, diarized results on the page) can be seen working with no key and no model. The
@@ -13,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from ..testing import Hypothesis, Phrase, TurnInfo
+from ._recognizers import Hypothesis, Phrase, TurnInfo
 
 __all__ = ["EnergyRecognizer"]
 
