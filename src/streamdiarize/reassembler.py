@@ -116,21 +116,13 @@ class ChunkReassembler:
         self.format: AudioFormat | None = None
         #: How the rate of raw frames was measured, when it was (see :mod:`.raw_detection`).
         self.raw_evidence: RateEstimate | None = None
-
-    @property
-    def track(self) -> TrackInfo | None:
-        """The current track, once its header has been parsed."""
-        return self._chain.track
-
-    @property
-    def samples_out(self) -> int:
-        """Output samples produced so far (the stream clock, in ``target_rate`` units)."""
-        return self._chain.samples_out
-
-    @property
-    def restarts(self) -> int:
-        """New streams begun inside this one (MediaRecorder restarts, recoveries)."""
-        return self._chain.restarts
+        # The three below mirror the decode chain's, copied after each call (see _decode).
+        #: The current track, once its header has been parsed.
+        self.track: TrackInfo | None = None
+        #: Output samples produced so far (the stream clock, in ``target_rate`` units).
+        self.samples_out = 0
+        #: New streams begun inside this one (MediaRecorder restarts, recoveries).
+        self.restarts = 0
 
     @property
     def duration(self) -> float:
@@ -303,8 +295,12 @@ class ChunkReassembler:
 
     def _decode(self, data: bytes, final: bool = False) -> PCM:
         """Pass bytes down the decode chain; a fault leaves the reassembler failed."""
+        chain = self._chain
         try:
-            return self._chain.feed(data, final=final)
+            return chain.feed(data, final=final)
         except InputError as exc:
             self._error = exc
             raise
+        finally:  # the chain changes these only inside feed()
+            self.track, self.restarts = chain.track, chain.restarts
+            self.samples_out = chain.samples_out
