@@ -13,7 +13,6 @@ but for SILK/hybrid stereo packets that output differs from the channel mean (me
 from __future__ import annotations
 
 import abc
-import struct
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import ClassVar
@@ -26,6 +25,8 @@ from numpy.typing import NDArray
 
 from ._exceptions import CorruptStreamError, InputError, UnsupportedFormatError
 from .containers import TrackInfo
+from .containers._opus_toc import OPUS_RATE, read_opus_head
+from .containers._opus_toc import opus_head as default_opus_head
 
 __all__ = ["AVDecoder", "Decoder", "OpusDecoder", "PcmDecoder", "make_decoder"]
 
@@ -150,9 +151,6 @@ class AVDecoder(Decoder):
             return self._collect(self._context.decode(None))
 
 
-_OPUS_HEAD = struct.Struct("<8sBBHIhB")
-
-
 class OpusDecoder(AVDecoder):
     """Opus through FFmpeg's native decoder (measured ≈ 1.7× faster than libopus here).
 
@@ -160,15 +158,9 @@ class OpusDecoder(AVDecoder):
     """
 
     def __init__(self, opus_head: bytes, channels: int) -> None:
-        head = opus_head or _OPUS_HEAD.pack(b"OpusHead", 1, channels, 0, 48000, 0, 0)
-        if len(head) < _OPUS_HEAD.size or head[:8] != b"OpusHead":
-            raise CorruptStreamError(f"Opus codec setup is not an OpusHead: {head[:19].hex(' ')}")
-        version, head_channels = head[8], head[9]
-        if version >> 4:
-            raise UnsupportedFormatError(f"OpusHead version {version} is not supported")
-        if head_channels == 0:
-            raise CorruptStreamError("OpusHead declares 0 channels")
-        super().__init__("opus", 48000, head)
+        head = opus_head or default_opus_head(channels)
+        read_opus_head(head)  # the layout lives in one place: containers._opus_toc
+        super().__init__("opus", OPUS_RATE, head)
 
 
 class PcmDecoder(Decoder):

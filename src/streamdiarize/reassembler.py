@@ -5,6 +5,9 @@ It glues the layers together, one instance per client stream::
     bytes ─► detect_format ─► Demuxer.feed ─► Decoder.decode ─► Resampler ─► int16
              (magic / MIME)   (any split)      (PyAV / numpy)    (soxr stream)
 
+This module picks the demuxer (``containers._registry`` maps the detected container to it);
+``_decode_chain.DecodeChain`` carries each chunk through demuxer, decoder and resampler.
+
 A MediaRecorder ``stop()``/``start()`` inside one connection (a new EBML header, a new Ogg
 serial) continues the same output: the decoder is rebuilt, the resampler and the clock are not.
 """
@@ -13,28 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
-from numpy.typing import NDArray
-
-from ._exceptions import (
-    ConfigurationError,
-    InputError,
-    LimitExceededError,
-    UnsupportedFormatError,
-)
-from .codecs import Decoder, make_decoder
-from .containers import (
-    DEFAULT_MAX_BUFFERED,
-    Demuxer,
-    Event,
-    MP4Demuxer,
-    OggDemuxer,
-    Packet,
-    RawDemuxer,
-    TrackInfo,
-    WavDemuxer,
-    WebMDemuxer,
-)
+from ._decode_chain import EMPTY_PCM, PCM, DecodeChain
+from ._exceptions import ConfigurationError, InputError, UnsupportedFormatError
+from .containers import DEFAULT_MAX_BUFFERED, TrackInfo
+from .containers._registry import make_demuxer
 from .formats import (
     MAGIC_BYTES_NEEDED,
     AudioFormat,
@@ -47,7 +32,6 @@ from .formats import (
     with_raw_defaults,
 )
 from .raw_detection import RateEstimate, RawFormatDetector, is_raw_auto
-from .resampling import Resampler
 
 __all__ = ["DEFAULT_MAX_FEED_SECONDS", "ChunkReassembler"]
 
@@ -55,35 +39,6 @@ __all__ = ["DEFAULT_MAX_FEED_SECONDS", "ChunkReassembler"]
 #: client's message holds 0.02-5 s; a hostile one can make every 2-3 bytes of Opus decode to
 #: 120 ms (40 ms per byte: 1 MiB would be 11 hours, gigabytes of PCM and a minute of CPU).
 DEFAULT_MAX_FEED_SECONDS = 600.0
-
-#: Decoded packets resampled together (bounds the float32 held at the decoder's rate).
-_RESAMPLE_BATCH = 64
-
-#: Far beyond real audio (full scale is 1.0), far below float32 overflow in the resampler.
-_MAX_AMPLITUDE = np.float32(1e6)
-
-PCM = NDArray[np.int16]
-_EMPTY_PCM: PCM = np.zeros(0, dtype=np.int16)
-_EMPTY_PCM.setflags(write=False)
-
-_DEMUXERS: dict[Container, type[WebMDemuxer | OggDemuxer | MP4Demuxer | WavDemuxer]] = {
-    Container.WEBM: WebMDemuxer,
-    Container.OGG: OggDemuxer,
-    Container.MP4: MP4Demuxer,
-    Container.WAV: WavDemuxer,
-}
-
-
-def _to_int16(parts: list[NDArray[np.float32]]) -> PCM:
-    """float32 in [-1, 1] to int16 the way FFmpeg does it: round(x · 32768), clipped."""
-    if not parts:
-        return _EMPTY_PCM
-    audio = parts[0] if len(parts) == 1 else np.concatenate(parts)
-    if not audio.size:
-        return _EMPTY_PCM
-    scaled = np.rint(audio * np.float32(32768.0))
-    pcm: PCM = np.clip(scaled, -32768.0, 32767.0).astype(np.int16)
-    return pcm
 
 
 class ChunkReassembler:
@@ -153,18 +108,15 @@ class ChunkReassembler:
         self._raw_detector: RawFormatDetector | None = None
         self.target_rate = target_rate
         self._max_buffered = max_buffered
-        self._max_feed_seconds = max_feed_seconds
-        self._fed_seconds = 0.0  # decoded by the current feed() or flush() call
         self._head = bytearray()
-        self._demuxer: Demuxer | None = None
-        self._decoder: Decoder | None = None
-        self._resampler: Resampler | None = None
+        self._chain = DecodeChain(target_rate, max_feed_seconds)
         self._error: InputError | None = None
         self._flushed = False
         #: The detected (or declared) format, once known.
         self.format: AudioFormat | None = None
         #: How the rate of raw frames was measured, when it was (see :mod:`.raw_detection`).
         self.raw_evidence: RateEstimate | None = None
+        # The three below mirror the decode chain's, copied after each call (see _decode).
         #: The current track, once its header has been parsed.
         self.track: TrackInfo | None = None
         #: Output samples produced so far (the stream clock, in ``target_rate`` units).
@@ -204,7 +156,7 @@ class ChunkReassembler:
             if not data:
                 if self._error is not None:
                     raise type(self._error)(str(self._error))
-                return _EMPTY_PCM
+                return EMPTY_PCM
             if not self._starts_new_stream(data):
                 if self._error is not None:
                     raise type(self._error)(str(self._error))
@@ -212,18 +164,17 @@ class ChunkReassembler:
                     "bytes after flush() that do not start a new stream header"
                 )
             self._begin_new_stream()
-        if self._demuxer is None and self._raw_detector is None:
+        if self._chain.demuxer is None and self._raw_detector is None:
             self._head += data
             if not self._detect():
-                return _EMPTY_PCM
+                return EMPTY_PCM
             data, self._head = bytes(self._head), bytearray()
         if self._raw_detector is not None:
             held = self._detect_raw(lambda detector: detector.feed(data, arrival))
             if held is None:
-                return _EMPTY_PCM
+                return EMPTY_PCM
             data = held
-        assert self._demuxer is not None
-        return self._run(lambda demuxer: demuxer.feed(data))
+        return self._decode(data)
 
     def flush(self) -> PCM:
         """End of stream: return the audio still held by demuxer, decoder and resampler.
@@ -232,12 +183,12 @@ class ChunkReassembler:
         (``error.pcm`` holds what could still be decoded).
         """
         if self._flushed or self._error is not None:
-            return _EMPTY_PCM
+            return EMPTY_PCM
         held = b""
-        if self._demuxer is None and self._raw_detector is None:
+        if self._chain.demuxer is None and self._raw_detector is None:
             if not self._head:
                 self._flushed = True
-                return _EMPTY_PCM
+                return EMPTY_PCM
             if not self._detect(final=True):
                 raise AssertionError("unreachable: final detection decides or raises")
             held, self._head = bytes(self._head), bytearray()  # under 12 bytes in all
@@ -251,10 +202,10 @@ class ChunkReassembler:
             decided = self._detect_raw(finish)
             if decided is None:  # nothing arrived
                 self._flushed = True
-                return _EMPTY_PCM
+                return EMPTY_PCM
             held = decided
         self._flushed = True
-        return self._run(lambda demuxer: demuxer.feed(held) + demuxer.flush(), final=True)
+        return self._decode(held, final=True)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -281,7 +232,7 @@ class ChunkReassembler:
             )
             return True
         self.format = fmt
-        self._demuxer = self._make_demuxer(fmt)
+        self._chain.start(make_demuxer(fmt, self._max_buffered))
         return True
 
     @staticmethod
@@ -322,20 +273,9 @@ class ChunkReassembler:
             return None
         self.format = fmt
         self.raw_evidence = detector.evidence
-        self._demuxer = self._make_demuxer(fmt)
+        self._chain.start(make_demuxer(fmt, self._max_buffered))
         self._raw_detector = None
         return detector.take_held()
-
-    def _make_demuxer(self, fmt: AudioFormat) -> Demuxer:
-        if fmt.container is Container.RAW:
-            assert fmt.sample_rate is not None
-            return RawDemuxer(
-                sample_format=fmt.sample_format,
-                sample_rate=fmt.sample_rate,
-                channels=fmt.channels or 1,
-                max_buffered=self._max_buffered,
-            )
-        return _DEMUXERS[fmt.container](max_buffered=self._max_buffered)
 
     def _starts_new_stream(self, data: bytes) -> bool:
         head = data[:MAGIC_BYTES_NEEDED]
@@ -349,114 +289,18 @@ class ChunkReassembler:
         """Start over on a new stream header after a failure or flush; the clock continues."""
         self._error = None
         self._flushed = False
-        self._demuxer = None
+        self._chain.stop()
         self._raw_detector = None
-        self._decoder = None
         self._head = bytearray()
 
-    def _run(self, step: Callable[[Demuxer], list[Event]], final: bool = False) -> PCM:
-        """Run one demuxer step and decode its events; on a fault keep what was decoded."""
-        assert self._demuxer is not None
-        out: list[NDArray[np.float32]] = []
-        self._fed_seconds = 0.0
+    def _decode(self, data: bytes, final: bool = False) -> PCM:
+        """Pass bytes down the decode chain; a fault leaves the reassembler failed."""
+        chain = self._chain
         try:
-            try:
-                events = step(self._demuxer)
-            except InputError:
-                self._handle(self._demuxer.events_received(), out)
-                raise
-            self._handle(events, out)
-            if final:
-                self._end_track(out)
-                self._flush_resampler_into(out)
+            return chain.feed(data, final=final)
         except InputError as exc:
             self._error = exc
-            self._flush_resampler_into(out)
-            exc.pcm = self._count(_to_int16(out))
             raise
-        return self._count(_to_int16(out))
-
-    def _count(self, pcm: PCM) -> PCM:
-        self.samples_out += len(pcm)
-        return pcm
-
-    def _handle(self, events: list[Event], out: list[NDArray[np.float32]]) -> None:
-        pending: list[NDArray[np.float32]] = []
-        try:
-            for event in events:
-                if isinstance(event, Packet):
-                    if self._decoder is None:
-                        raise UnsupportedFormatError("audio packet before any track header")
-                    audio = self._decoder.decode(event.data)
-                    if event.discard_padding:
-                        audio = audio[: max(0, len(audio) - event.discard_padding)]
-                    self._resample_into(audio, pending, out)
-                elif isinstance(event, TrackInfo):
-                    self._resample_pending(pending, out)
-                    self._end_track(out)
-                    if self.track is not None:
-                        self.restarts += 1
-                    self.track = event
-                    self._decoder = make_decoder(event)
-        finally:  # also on a fault: the audio decoded before it is kept
-            self._resample_pending(pending, out)
-
-    def _count_decoded(self, samples: int, rate: int) -> None:
-        """Add to this call's decoded audio; past ``max_feed_seconds`` it is a bomb."""
-        self._fed_seconds += samples / rate
-        cap = self._max_feed_seconds
-        if cap is not None and self._fed_seconds > cap:
-            raise LimitExceededError(
-                f"one chunk decodes to more than {cap:g} s of audio: a decompression bomb, "
-                "or far longer chunks than a live client sends (see max_feed_seconds)"
-            )
-
-    def _resample_into(
-        self,
-        audio: NDArray[np.float32],
-        pending: list[NDArray[np.float32]],
-        out: list[NDArray[np.float32]],
-    ) -> None:
-        """Queue decoded audio; switch resamplers when the decoder's rate changes."""
-        assert self._decoder is not None
-        rate = self._decoder.sample_rate
-        if self._resampler is None or self._resampler.in_rate != rate:
-            self._resample_pending(pending, out)
-            self._flush_resampler_into(out)
-            self._resampler = Resampler(rate, self.target_rate)
-        if audio.size:
-            self._count_decoded(len(audio), rate)
-            pending.append(audio)
-            if len(pending) >= _RESAMPLE_BATCH:
-                self._resample_pending(pending, out)
-
-    def _resample_pending(
-        self, pending: list[NDArray[np.float32]], out: list[NDArray[np.float32]]
-    ) -> None:
-        """Resample queued same-rate audio in one soxr call (fewer calls than packets).
-
-        Samples are clipped to ±:data:`_MAX_AMPLITUDE` first: finite but huge floats (3e38)
-        would overflow the filter to inf and NaN, and NaN has no int16 value.
-        """
-        if not pending or self._resampler is None:
-            return
-        audio = pending[0] if len(pending) == 1 else np.concatenate(pending)
-        pending.clear()
-        audio = np.clip(audio, -_MAX_AMPLITUDE, _MAX_AMPLITUDE)
-        out.append(self._resampler.process(audio))
-
-    def _flush_resampler_into(self, out: list[NDArray[np.float32]]) -> None:
-        if self._resampler is not None:
-            out.append(self._resampler.flush())
-            self._resampler = None
-
-    def _end_track(self, out: list[NDArray[np.float32]]) -> None:
-        """Drain the current decoder's delayed frames before it is replaced or at the end."""
-        if self._decoder is None:
-            return
-        tail = self._decoder.flush()
-        if tail.size:
-            pending: list[NDArray[np.float32]] = []
-            self._resample_into(tail, pending, out)
-            self._resample_pending(pending, out)
-        self._decoder = None
+        finally:  # the chain changes these only inside feed()
+            self.track, self.restarts = chain.track, chain.restarts
+            self.samples_out = chain.samples_out

@@ -3,7 +3,8 @@
 Ogg granule positions count 48 kHz samples, so the Ogg demuxer needs each packet's duration,
 which the TOC byte gives (RFC 6716 §3.1). MP4 stores Opus setup as a big-endian ``dOps`` box
 that the decoder wants as a little-endian OpusHead (RFC 7845 §5.1); both containers validate
-the header with :func:`parse_opus_head`.
+the header with :func:`parse_opus_head`. The OpusHead layout is read here only: the decoder
+(``codecs.OpusDecoder``) checks its setup bytes with :func:`read_opus_head`.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ __all__ = [
     "OPUS_HEAD_MAGIC",
     "OPUS_RATE",
     "OpusHead",
+    "opus_head",
     "opus_head_from_dops",
     "opus_packet_samples",
     "parse_opus_head",
+    "read_opus_head",
 ]
 
 #: Opus always decodes at (and counts granules in) 48 kHz.
@@ -78,13 +81,17 @@ class OpusHead:
     pre_skip: int
 
 
-def parse_opus_head(data: bytes) -> OpusHead:
-    """Check an OpusHead packet and return its channel count and pre-skip.
+def opus_head(channels: int) -> bytes:
+    """A minimal OpusHead (no pre-skip, mapping family 0) for a stream that sent none."""
+    return _OPUS_HEAD.pack(OPUS_HEAD_MAGIC, 1, channels, 0, OPUS_RATE, 0, 0)
+
+
+def read_opus_head(data: bytes) -> tuple[int, int, int]:
+    """The fixed OpusHead fields every reader checks: (channels, pre-skip, mapping family).
 
     Raises:
-        UnsupportedFormatError: a major version other than 0 (an incompatible future format),
-            or more channels than :data:`~streamdiarize.containers._pcm.MAX_CHANNELS`.
-        CorruptStreamError: the header is truncated or its channel mapping is inconsistent.
+        UnsupportedFormatError: a major version other than 0 (an incompatible future format).
+        CorruptStreamError: not an OpusHead, truncated, or 0 channels.
     """
     if len(data) < _OPUS_HEAD.size or not data.startswith(OPUS_HEAD_MAGIC):
         raise CorruptStreamError(f"OpusHead is malformed ({len(data)} bytes)")
@@ -93,6 +100,18 @@ def parse_opus_head(data: bytes) -> OpusHead:
         raise UnsupportedFormatError(f"OpusHead version {version} is not supported (only 0.x)")
     if channels == 0:
         raise CorruptStreamError("OpusHead declares 0 channels")
+    return channels, pre_skip, family
+
+
+def parse_opus_head(data: bytes) -> OpusHead:
+    """Check an OpusHead packet, channel mapping included; return channels and pre-skip.
+
+    Raises:
+        UnsupportedFormatError: a major version other than 0 (an incompatible future format),
+            or more channels than :data:`~streamdiarize.containers._pcm.MAX_CHANNELS`.
+        CorruptStreamError: the header is truncated or its channel mapping is inconsistent.
+    """
+    channels, pre_skip, family = read_opus_head(data)
     check_audio_params(OPUS_RATE, channels, "the OpusHead")  # 255 channels: 255 decoders
     if family == 0:
         if channels > 2:

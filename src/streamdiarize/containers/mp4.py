@@ -21,15 +21,28 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Generator
-from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .._exceptions import CorruptStreamError, LimitExceededError, UnsupportedFormatError
 from ._base import DEFAULT_MAX_BUFFERED, Demuxer
-from ._events import Packet, StreamRestarted, TrackInfo
-from ._mp4_boxes import AudioConfig, Box, audio_config, fourcc
+from ._bmff import Box, fourcc
+from ._events import Packet, StreamRestarted
+from ._mp4_boxes import audio_config
+from ._mp4_tables import (
+    MAX_OFFSET,
+    Defaults,
+    FragmentContext,
+    Samples,
+    Track,
+    edit_shift,
+    pcm_packets,
+    read_timescale,
+    stbl_samples,
+    traf_samples,
+    trex_defaults,
+)
 
 __all__ = [
     "DEFAULT_MAX_BOX_SIZE",
@@ -52,75 +65,6 @@ _DISCARD_CHUNK = 64 * 1024  # read size while discarding a box that runs to the 
 _READ_WHOLE = frozenset({b"ftyp", b"moov", b"moof"})
 _PAYLOAD_BOXES = frozenset({b"mdat", b"free", b"skip", b"wide"})  # may be any size
 _QUICKTIME_BRAND = b"qt  "
-_MAX_OFFSET = 1 << 62  # offsets and times beyond this cannot come from a real stream
-
-# tfhd flags (ISO 14496-12 §8.8.7) and trun flags (§8.8.8).
-_TFHD_BASE_OFFSET, _TFHD_SDI, _TFHD_DURATION, _TFHD_SIZE, _TFHD_FLAGS = 0x1, 0x2, 0x8, 0x10, 0x20
-_TFHD_BASE_IS_MOOF = 0x20000
-_TRUN_DATA_OFFSET, _TRUN_FIRST_FLAGS = 0x1, 0x4
-_TRUN_FIELDS = (0x100, 0x200, 0x400, 0x800)  # per-sample duration, size, flags, cts offset
-
-
-@dataclass(frozen=True, slots=True)
-class _Defaults:
-    """Per-track sample defaults from ``trex`` (overridden per fragment by ``tfhd``)."""
-
-    description: int = 1
-    duration: int = 0
-    size: int | None = None
-
-
-@dataclass(slots=True)
-class _Track:
-    track_id: int
-    timescale: int
-    config: AudioConfig
-    pts_shift: float  # seconds added to composition time (edit list)
-    next_dts: int = 0  # decode time after the last fragment, for fragments without tfdt
-
-
-@dataclass(slots=True)
-class _Samples:
-    """Sample payload locations (absolute stream offsets, ascending) still to be read."""
-
-    offsets: list[int] = field(default_factory=list)
-    sizes: list[int] = field(default_factory=list)
-    pts: list[float] = field(default_factory=list)
-    next: int = 0
-
-    def __len__(self) -> int:
-        return len(self.offsets) - self.next
-
-    def add(
-        self, offsets: NDArray[np.int64], sizes: NDArray[np.int64], pts: NDArray[np.float64]
-    ) -> None:
-        """Queue more samples, keeping the unread ones, all ordered by offset."""
-        n = self.next
-        all_offsets = np.concatenate((np.asarray(self.offsets[n:], np.int64), offsets))
-        order = np.argsort(all_offsets, kind="stable")
-        self.offsets = all_offsets[order].tolist()
-        self.sizes = np.concatenate((np.asarray(self.sizes[n:], np.int64), sizes))[order].tolist()
-        self.pts = np.concatenate((np.asarray(self.pts[n:], np.float64), pts))[order].tolist()
-        self.next = 0
-
-    def clear(self) -> None:
-        """Forget every queued sample."""
-        self.offsets, self.sizes, self.pts, self.next = [], [], [], 0
-
-
-def _exclusive_cumsum(values: NDArray[np.int64]) -> NDArray[np.int64]:
-    out = np.zeros(len(values), np.int64)
-    np.cumsum(values[:-1], out=out[1:])
-    return out
-
-
-def _expand_runs(
-    counts: NDArray[np.int64], values: NDArray[np.int64], total: int
-) -> NDArray[np.int64]:
-    """``values`` repeated ``counts`` times, cut at ``total`` (tables may over-count)."""
-    ends = np.minimum(np.cumsum(counts), total)
-    clipped = np.diff(ends, prepend=0)
-    return np.repeat(values, clipped)
 
 
 class MP4Demuxer(Demuxer):
@@ -152,9 +96,9 @@ class MP4Demuxer(Demuxer):
         self._max_box_size = max_box_size
         self._max_sample_size = max_sample_size
         self._max_samples = max_samples
-        self._track: _Track | None = None
-        self._defaults: dict[int, _Defaults] = {}
-        self._samples = _Samples()
+        self._track: Track | None = None
+        self._defaults: dict[int, Defaults] = {}
+        self._samples = Samples()
         self._stream_start = 0  # offset of this stream's ftyp: the origin of absolute offsets
         self._quicktime = False
         self._announced = False  # a TrackInfo was emitted, so a new init segment is a restart
@@ -208,7 +152,7 @@ class MP4Demuxer(Demuxer):
             )
         if size == 1:
             (large,) = struct.unpack(">Q", (yield from self._buffer.read_exact(8, "box size")))
-            if large < 16 or large >= _MAX_OFFSET:
+            if large < 16 or large >= MAX_OFFSET:
                 raise CorruptStreamError(
                     f"MP4 box {fourcc(box_type)} at offset {start} has 64-bit size {large}"
                 )
@@ -245,8 +189,8 @@ class MP4Demuxer(Demuxer):
         self._samples.clear()
         moov = Box.root(b"moov", body)
         mvhd = moov.find(b"mvhd")
-        movie_timescale = _timescale(mvhd) if mvhd is not None else 0
-        defaults = _track_defaults(moov)
+        movie_timescale = read_timescale(mvhd) if mvhd is not None else 0
+        defaults = trex_defaults(moov)
         first_error: UnsupportedFormatError | None = None
         for trak in moov.children():
             if trak.type != b"trak":
@@ -260,7 +204,7 @@ class MP4Demuxer(Demuxer):
             except UnsupportedFormatError as exc:
                 first_error = first_error or exc
                 continue
-            track_defaults = defaults.get(track.track_id, _Defaults())
+            track_defaults = defaults.get(track.track_id, Defaults())
             if track_defaults.description != 1:
                 raise UnsupportedFormatError(
                     f"MP4 track {track.track_id} uses sample description "
@@ -269,7 +213,7 @@ class MP4Demuxer(Demuxer):
             self._track = track
             self._defaults = defaults
             if stbl is not None:
-                self._queue(track, *self._stbl_samples(stbl))
+                self._queue(track, *stbl_samples(stbl, self._stream_start, self._max_samples))
             if self._restart_pending:
                 self._emit(StreamRestarted())
                 self._restart_pending = False
@@ -278,57 +222,20 @@ class MP4Demuxer(Demuxer):
             return
         raise first_error or UnsupportedFormatError("the MP4 stream has no audio track")
 
-    def _audio_track(self, trak: Box, mdia: Box, movie_timescale: int) -> tuple[_Track, Box | None]:
+    def _audio_track(self, trak: Box, mdia: Box, movie_timescale: int) -> tuple[Track, Box | None]:
         tkhd = trak.require(b"tkhd").fields()
         version, _ = tkhd.full_header()
         tkhd.skip(16 if version == 1 else 8)
         track_id = tkhd.u32()
-        timescale = _timescale(mdia.require(b"mdhd"))
+        media_timescale = read_timescale(mdia.require(b"mdhd"))
         stbl = mdia.require(b"minf").require(b"stbl")
         entry = next(stbl.require(b"stsd").children(8), None)  # after version, flags, count
         if entry is None:
             raise CorruptStreamError(f"MP4 track {track_id} has no sample description")
         config = audio_config(entry, self._quicktime)
-        shift = _edit_shift(trak.find(b"edts"), movie_timescale, timescale)
+        shift = edit_shift(trak.find(b"edts"), movie_timescale, media_timescale)
         has_table = stbl.find(b"stsz") is not None or stbl.find(b"stz2") is not None
-        return _Track(track_id, timescale, config, shift), stbl if has_table else None
-
-    def _stbl_samples(
-        self, stbl: Box
-    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
-        """Offsets, sizes, decode times and composition offsets of a progressive file's samples."""
-        sizes = _sample_sizes(stbl, self._max_samples)
-        count = len(sizes)
-        if count == 0:
-            empty = np.zeros(0, np.int64)
-            return empty, empty, empty, empty
-        stco = stbl.find(b"stco") or stbl.find(b"co64")
-        if stco is None:
-            raise CorruptStreamError("MP4 sample table lacks its chunk offsets (stco/co64)")
-        f = stco.fields()
-        f.full_header()
-        chunk_offsets = f.array(">u4" if stco.type == b"stco" else ">u8", f.u32())
-        f = stbl.require(b"stsc").fields()
-        f.full_header()
-        stsc = f.array(">u4", 3 * f.u32()).reshape(-1, 3)
-        first_chunk, per_chunk = stsc[:, 0], stsc[:, 1]
-        if len(stsc) == 0 or first_chunk[0] != 1 or np.any(np.diff(first_chunk) <= 0):
-            raise CorruptStreamError("MP4 sample-to-chunk table (stsc) is not in chunk order")
-        chunk_numbers = np.arange(1, len(chunk_offsets) + 1)
-        samples_per_chunk = per_chunk[np.searchsorted(first_chunk, chunk_numbers, side="right") - 1]
-        chunk_of_sample = _expand_runs(samples_per_chunk, np.arange(len(chunk_offsets)), count)
-        if len(chunk_of_sample) < count:
-            raise CorruptStreamError(
-                f"MP4 chunk tables place {len(chunk_of_sample)} of {count} samples"
-            )
-        within = _exclusive_cumsum(sizes)
-        first_in_chunk = np.searchsorted(chunk_of_sample, chunk_of_sample)  # first sample index
-        offsets = chunk_offsets[chunk_of_sample] + within - within[first_in_chunk]
-        offsets = offsets + self._stream_start
-        durations = _time_table(stbl.find(b"stts"), count)
-        dts = _exclusive_cumsum(durations)
-        cts = _signed32(_time_table(stbl.find(b"ctts"), count))
-        return offsets, sizes, dts, cts
+        return Track(track_id, media_timescale, config, shift), stbl if has_table else None
 
     # --- moof: where this fragment's samples are --------------------------------------------
 
@@ -342,10 +249,11 @@ class MP4Demuxer(Demuxer):
         parts: list[tuple[NDArray[np.int64], ...]] = []
         total = 0
         data_end: int | None = start  # where the previous traf's data ended
+        fragment = FragmentContext(self._defaults, self._stream_start, self._max_samples)
         for traf in Box.root(b"moof", body).children():
             if traf.type != b"traf":
                 continue
-            runs, data_end = self._traf_samples(traf, start, data_end, track)
+            runs, data_end = traf_samples(traf, start, data_end, track, fragment)
             for run in runs:
                 total += len(run[0])
                 if total > self._max_samples:
@@ -360,102 +268,9 @@ class MP4Demuxer(Demuxer):
             )
             self._queue(track, offsets, sizes, dts, cts)
 
-    def _traf_samples(
-        self, traf: Box, moof_start: int, prev_end: int | None, track: _Track
-    ) -> tuple[list[tuple[NDArray[np.int64], ...]], int | None]:
-        """One track fragment's runs (ours only) and where its data ends (for the next traf)."""
-        f = traf.require(b"tfhd").fields()
-        _, flags = f.full_header()
-        track_id = f.u32()
-        defaults = self._defaults.get(track_id, _Defaults())
-        base = f.u64() if flags & _TFHD_BASE_OFFSET else None
-        description = f.u32() if flags & _TFHD_SDI else defaults.description
-        duration = f.u32() if flags & _TFHD_DURATION else defaults.duration
-        size = f.u32() if flags & _TFHD_SIZE else defaults.size
-        ours = track_id == track.track_id
-        if base is not None:
-            if base >= _MAX_OFFSET:
-                raise CorruptStreamError(f"MP4 tfhd base data offset {base} is implausible")
-            data_start: int | None = self._stream_start + base
-        elif flags & _TFHD_BASE_IS_MOOF:
-            data_start = moof_start
-        else:
-            data_start = prev_end
-        if ours and description != 1:
-            raise UnsupportedFormatError(
-                f"MP4 fragment uses sample description {description}; only the first is supported"
-            )
-        dts_start = track.next_dts
-        tfdt = traf.find(b"tfdt")
-        if ours and tfdt is not None:
-            tf = tfdt.fields()
-            version, _ = tf.full_header()
-            dts_start = tf.u64() if version == 1 else tf.u32()
-            if dts_start >= _MAX_OFFSET:
-                raise CorruptStreamError(f"MP4 tfdt decode time {dts_start} is implausible")
-        runs: list[tuple[NDArray[np.int64], ...]] = []
-        data_end = data_start
-        for trun in traf.children():
-            if trun.type != b"trun":
-                continue
-            data_offset, durations, sizes, cts = self._parse_trun(trun, duration, size)
-            if data_offset is not None and data_start is not None:
-                run_start: int | None = data_start + data_offset
-            elif data_offset is None:
-                run_start = data_end
-            else:
-                run_start = None
-            if sizes is None or run_start is None:
-                if ours:
-                    raise CorruptStreamError(
-                        "MP4 fragment does not say "
-                        + ("how large its samples are" if sizes is None else "where its data is")
-                    )
-                data_end = None
-                continue
-            data_end = run_start + int(sizes.sum())
-            if ours:
-                dts = dts_start + _exclusive_cumsum(durations)
-                dts_start += int(durations.sum())
-                runs.append((run_start + _exclusive_cumsum(sizes), sizes, dts, cts))
-        if ours:
-            track.next_dts = dts_start
-        return runs, data_end
-
-    def _parse_trun(
-        self, trun: Box, duration: int, size: int | None
-    ) -> tuple[int | None, NDArray[np.int64], NDArray[np.int64] | None, NDArray[np.int64]]:
-        """A track run's data offset and per-sample durations, sizes and composition offsets."""
-        f = trun.fields()
-        _, flags = f.full_header()
-        count = f.u32()
-        data_offset = f.signed(32) if flags & _TRUN_DATA_OFFSET else None
-        if flags & _TRUN_FIRST_FLAGS:
-            f.skip(4)
-        present = [bool(flags & bit) for bit in _TRUN_FIELDS]
-        width = 4 * sum(present)
-        if count > self._max_samples:
-            raise LimitExceededError(
-                f"MP4 track run claims {count} samples, over max_samples={self._max_samples}"
-            )
-        if width and count * width > f.remaining:
-            raise CorruptStreamError(
-                f"MP4 track run claims {count} samples but holds entries for {f.remaining // width}"
-            )
-        table = f.array(">u4", count * (width // 4)).reshape(count, width // 4)
-        columns = iter(table.T)
-        durations, sizes, _, cts = (next(columns) if has else None for has in present)
-        if durations is None:
-            durations = np.full(count, duration, np.int64)
-        if sizes is None and size is not None:
-            sizes = np.full(count, size, np.int64)
-        # Composition offsets are signed in version 1; like FFmpeg, read version 0 the same way.
-        cts = np.zeros(count, np.int64) if cts is None else _signed32(cts)
-        return data_offset, durations, sizes, cts
-
     def _queue(
         self,
-        track: _Track,
+        track: Track,
         offsets: NDArray[np.int64],
         sizes: NDArray[np.int64],
         dts: NDArray[np.int64],
@@ -469,7 +284,7 @@ class MP4Demuxer(Demuxer):
         offsets, sizes, pts = offsets[order], sizes[order], pts[order]
         frame = track.config.pcm_frame_bytes
         if frame:
-            offsets, sizes, pts = _pcm_packets(
+            offsets, sizes, pts = pcm_packets(
                 offsets, sizes, pts, frame, track.config.info, self._pcm_packet_size
             )
         elif len(sizes) and int(sizes.max()) > self._max_sample_size:
@@ -516,127 +331,3 @@ class MP4Demuxer(Demuxer):
         else:
             while (yield from self._buffer.read_some(_DISCARD_CHUNK)):
                 pass
-
-
-def _timescale(box: Box) -> int:
-    """The timescale of an ``mvhd`` or ``mdhd`` box."""
-    f = box.fields()
-    version, _ = f.full_header()
-    f.skip(16 if version == 1 else 8)
-    timescale = f.u32()
-    if timescale == 0:
-        raise CorruptStreamError(f"MP4 box {box.name} declares a timescale of 0")
-    return timescale
-
-
-def _track_defaults(moov: Box) -> dict[int, _Defaults]:
-    """Per-track sample defaults from ``mvex``/``trex``."""
-    out: dict[int, _Defaults] = {}
-    mvex = moov.find(b"mvex")
-    for trex in mvex.children() if mvex is not None else ():
-        if trex.type == b"trex":
-            f = trex.fields()
-            f.full_header()
-            track_id, description, duration, size = f.u32(), f.u32(), f.u32(), f.u32()
-            out[track_id] = _Defaults(description, duration, size)
-    return out
-
-
-def _edit_shift(edts: Box | None, movie_timescale: int, media_timescale: int) -> float:
-    """Seconds to add to media time from a simple edit list (empty edits, then one edit).
-
-    ISO BMFF and the MSE byte-stream format use it to hide encoder delay (AAC priming, Opus
-    pre-skip). Lists with rate changes or several media edits are ignored.
-    """
-    elst = edts.find(b"elst") if edts is not None else None
-    if elst is None:
-        return 0.0
-    f = elst.fields()
-    version, _ = f.full_header()
-    delay = 0
-    for _ in range(min(f.u32(), 16)):
-        duration = f.u64() if version == 1 else f.u32()
-        media_time = f.signed(64 if version == 1 else 32)
-        rate = f.u32()
-        if media_time == -1:
-            delay += duration
-            continue
-        if rate != 0x10000 or movie_timescale == 0:
-            return 0.0
-        return delay / movie_timescale - media_time / media_timescale
-    return 0.0
-
-
-def _sample_sizes(stbl: Box, max_samples: int) -> NDArray[np.int64]:
-    """Every sample's size from ``stsz`` or ``stz2`` (vectorised)."""
-    stsz = stbl.find(b"stsz")
-    f = (stsz or stbl.require(b"stz2")).fields()
-    f.full_header()
-    if stsz is not None:
-        constant, count = f.u32(), f.u32()
-    else:
-        f.skip(3)
-        constant, field_size, count = 0, f.u8(), f.u32()
-    if count > max_samples:
-        raise LimitExceededError(
-            f"MP4 sample table lists {count} samples, over max_samples={max_samples}"
-        )
-    if constant:
-        return np.full(count, constant, np.int64)
-    if stsz is not None:
-        return f.array(">u4", count)
-    if field_size == 16:
-        return f.array(">u2", count)
-    if field_size == 8:
-        return f.array(">u1", count)
-    if field_size == 4:
-        packed = f.array(">u1", (count + 1) // 2)
-        return np.stack((packed >> 4, packed & 0xF), axis=1).reshape(-1)[:count]
-    raise CorruptStreamError(f"MP4 stz2 field size {field_size} is not 4, 8 or 16")
-
-
-def _signed32(values: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Reinterpret unsigned 32-bit values as two's-complement."""
-    return np.where(values >= 1 << 31, values - (1 << 32), values)
-
-
-def _time_table(box: Box | None, count: int) -> NDArray[np.int64]:
-    """Per-sample values from a run-length table (``stts`` durations, ``ctts`` offsets)."""
-    if box is None:
-        return np.zeros(count, np.int64)
-    f = box.fields()
-    f.full_header()
-    table = f.array(">u4", 2 * f.u32()).reshape(-1, 2)
-    values = table[:, 1]
-    out = _expand_runs(table[:, 0], values, count)
-    pad = values[-1] if len(values) else 0
-    return np.concatenate((out, np.full(count - len(out), pad, np.int64)))
-
-
-def _pcm_packets(
-    offsets: NDArray[np.int64],
-    sizes: NDArray[np.int64],
-    pts: NDArray[np.float64],
-    frame: int,
-    info: TrackInfo,
-    packet_size: int,
-) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
-    """Merge contiguous PCM samples into runs and cut them into packets of whole frames."""
-    if not len(offsets):
-        return offsets, sizes, pts
-    run_first = np.flatnonzero(np.r_[True, offsets[1:] != offsets[:-1] + sizes[:-1]])
-    run_start, run_pts = offsets[run_first], pts[run_first]
-    run_len = np.add.reduceat(sizes, run_first)
-    if np.any(run_len % frame):
-        raise CorruptStreamError(
-            f"MP4 PCM samples are not whole {frame}-byte frames ({info.codec}, "
-            f"{info.channels} channels)"
-        )
-    piece = max(packet_size // frame, 1) * frame
-    pieces = -(-run_len // piece)
-    run = np.repeat(np.arange(len(run_first)), pieces)
-    k = np.arange(len(run)) - np.repeat(_exclusive_cumsum(pieces), pieces)
-    skipped = k * piece
-    out_sizes = np.minimum(piece, run_len[run] - skipped)
-    out_pts = run_pts[run] + skipped // frame / info.sample_rate
-    return run_start[run] + skipped, out_sizes, out_pts

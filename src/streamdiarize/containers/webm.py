@@ -12,11 +12,14 @@ as the Matroska spec and FFmpeg define it. CodecDelay only shifts ``pts``; the O
 decoded samples to drop (Chromium writes neither CodecDelay nor a pre-skip). DiscardPadding
 (ns) becomes :attr:`Packet.discard_padding` in samples at 48 kHz for Opus, at the track rate
 otherwise; negative values (padding at the start) are ignored, as FFmpeg does.
+
+This module is the streaming state (open elements, the current cluster and block group); EBML
+primitives are in ``_ebml``, TrackEntry parsing in ``_matroska_tracks``, lacing in
+``_matroska_lacing``.
 """
 
 from __future__ import annotations
 
-import math
 import struct
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -24,32 +27,18 @@ from dataclasses import dataclass
 from .._exceptions import CorruptStreamError, UnsupportedFormatError
 from . import _ebml as ebml
 from ._base import DEFAULT_MAX_BUFFERED, Demuxer
-from ._events import Packet, StreamRestarted, TrackInfo
-from ._opus_toc import OPUS_RATE, opus_packet_samples, parse_opus_head
-from ._pcm import PcmLayout, check_audio_params, pcm_codec
+from ._events import Packet, StreamRestarted
+from ._matroska_lacing import NO_LACING, unlace
+from ._matroska_tracks import Track, first_audio_track
+from ._opus_toc import OPUS_RATE, opus_packet_samples
 
 __all__ = ["WebMDemuxer"]
 
 _MAGIC = b"\x1a\x45\xdf\xa3"
 _DOC_TYPES = ("webm", "matroska")
 _TIMECODE_FLAGS = struct.Struct(">hB")
-_AUDIO_TRACK = 2
-_NO_LACING, _XIPH_LACING, _FIXED_LACING, _EBML_LACING = 0, 2, 4, 6
-_HEADER_STRIPPING = 3  # ContentCompAlgo
 #: (element, parent) pairs that may have an unknown size; 0 is the top level.
 _UNKNOWN_SIZE_ALLOWED = frozenset({(ebml.SEGMENT, 0), (ebml.CLUSTER, ebml.SEGMENT)})
-
-
-@dataclass(frozen=True, slots=True)
-class _Track:
-    """The audio track being demuxed and what its blocks need."""
-
-    number: int
-    info: TrackInfo
-    codec_delay_ns: int
-    default_duration_ns: int
-    prefix: bytes  # stripped header bytes to put back in front of every frame
-    frame_size: int  # PCM: bytes per frame, to check blocks; 0 for compressed codecs
 
 
 @dataclass(slots=True)
@@ -72,22 +61,6 @@ class _BlockGroup:
     discard_padding_ns: int = 0
 
 
-@dataclass(slots=True)
-class _TrackEntry:
-    """The fields of one TrackEntry, with the Matroska defaults."""
-
-    number: int = 0
-    track_type: int = 0
-    codec_id: str = ""
-    codec_private: bytes = b""
-    codec_delay_ns: int = 0
-    default_duration_ns: int = 0
-    sampling_frequency: float = 8000.0
-    channels: int = 1
-    bit_depth: int = 0
-    encodings: tuple[bytes, int] | None = None  # payload and its stream offset
-
-
 class WebMDemuxer(Demuxer):
     """Incremental demuxer for WebM and Matroska audio (the first audio track).
 
@@ -104,7 +77,7 @@ class WebMDemuxer(Demuxer):
     def __init__(self, *, max_buffered: int = DEFAULT_MAX_BUFFERED) -> None:
         super().__init__(max_buffered=max_buffered)
         self._stack: list[_Open] = []
-        self._track: _Track | None = None  # set (and announced) once the Tracks are read
+        self._track: Track | None = None  # set (and announced) once the Tracks are read
         self._timecode_scale = 1_000_000
         self._cluster_time: int | None = None
         self._group = _BlockGroup()
@@ -301,20 +274,7 @@ class WebMDemuxer(Demuxer):
         """Pick the first audio track of the first Tracks element and announce it."""
         if self._track is not None:
             return  # a repeated Tracks element: the first one stays authoritative
-        entries = [
-            _read_track_entry(value, at)
-            for eid, value, at in ebml.iter_children(payload, offset)
-            if eid == ebml.TRACK_ENTRY
-        ]
-        audio = [
-            e
-            for e in entries
-            if e.track_type == _AUDIO_TRACK or (not e.track_type and e.codec_id.startswith("A_"))
-        ]
-        if not audio:
-            found = ", ".join(e.codec_id or "?" for e in entries) or "none"
-            raise UnsupportedFormatError(f"the stream has no audio track (tracks: {found})")
-        self._track = _make_track(audio[0])
+        self._track = first_audio_track(payload, offset)
         self._emit(self._track.info)
 
     # -- blocks ------------------------------------------------------------------------------
@@ -346,7 +306,7 @@ class WebMDemuxer(Demuxer):
         else:
             yield from self._skip(eid, size, offset)
 
-    def _audio_track(self, eid: int, offset: int) -> _Track:
+    def _audio_track(self, eid: int, offset: int) -> Track:
         if self._track is None:
             raise CorruptStreamError(
                 f"{ebml.name(eid)} at offset {offset} comes before the Tracks element"
@@ -379,7 +339,7 @@ class WebMDemuxer(Demuxer):
         timecode, flags = _TIMECODE_FLAGS.unpack_from(data, number_length)
         start = number_length + 3
         lacing = flags & 0x06
-        frames = [data[start:]] if lacing == _NO_LACING else _unlace(data, start, lacing, offset)
+        frames = [data[start:]] if lacing == NO_LACING else unlace(data, start, lacing, offset)
         if track.prefix:
             frames = [track.prefix + frame for frame in frames]
         if track.frame_size:
@@ -412,7 +372,7 @@ def _known(size: int | None) -> int:
     return size
 
 
-def _frame_seconds(track: _Track, frame: bytes) -> float | None:
+def _frame_seconds(track: Track, frame: bytes) -> float | None:
     """How long one frame plays, for the timestamps of later frames in a laced block.
 
     Known from the bytes for PCM and from the TOC for Opus, as FFmpeg's parsers know it;
@@ -424,161 +384,3 @@ def _frame_seconds(track: _Track, frame: bytes) -> float | None:
         samples = opus_packet_samples(frame)
         return None if samples is None else samples / OPUS_RATE
     return None
-
-
-def _unlace(data: bytes, pos: int, lacing: int, offset: int) -> list[bytes]:
-    """Split a laced block's payload (``data[pos:]``) into frames.
-
-    Every frame must have at least one byte and all must fit the block, so a block of ``n``
-    bytes never yields more than ``n`` frames (no lacing bombs).
-    """
-    end = len(data)
-    if pos >= end:
-        raise CorruptStreamError(f"laced block at offset {offset} has no frame count")
-    count = data[pos] + 1
-    pos += 1
-    if lacing == _FIXED_LACING:
-        size, rest = divmod(end - pos, count)
-        if rest or not size:
-            raise CorruptStreamError(
-                f"fixed-size laced block at offset {offset}: {end - pos} bytes do not split "
-                f"into {count} equal frames"
-            )
-        return [data[pos + i * size : pos + (i + 1) * size] for i in range(count)]
-    sizes: list[int] = []
-    what = f"laced block at offset {offset}"
-    if lacing == _XIPH_LACING:
-        for _ in range(count - 1):
-            size = 0
-            while True:
-                if pos >= end:
-                    raise CorruptStreamError(f"{what}: lace sizes run past the block")
-                byte = data[pos]
-                pos += 1
-                size += byte
-                if byte != 255:
-                    break
-            sizes.append(size)
-    else:
-        size, length = ebml.vint(data, pos, what)
-        pos += length
-        sizes.append(size)
-        for _ in range(count - 2):
-            delta, length = ebml.vint(data, pos, what)
-            pos += length
-            size += delta - ((1 << (7 * length - 1)) - 1)
-            sizes.append(size)
-    sizes.append(end - pos - sum(sizes[: count - 1]))
-    if min(sizes) <= 0:
-        raise CorruptStreamError(
-            f"{what}: {count} frames of sizes {sizes[:8]}{'...' if count > 8 else ''} do not "
-            f"fit its {end - pos} bytes of frame data"
-        )
-    frames = []
-    for size in sizes:
-        frames.append(data[pos : pos + size])
-        pos += size
-    return frames
-
-
-def _read_track_entry(payload: bytes, offset: int) -> _TrackEntry:
-    entry = _TrackEntry()
-    for eid, value, at in ebml.iter_children(payload, offset):
-        if eid == ebml.TRACK_NUMBER:
-            entry.number = ebml.uint_value(value, eid)
-        elif eid == ebml.TRACK_TYPE:
-            entry.track_type = ebml.uint_value(value, eid)
-        elif eid == ebml.CODEC_ID:
-            entry.codec_id = ebml.string_value(value)
-        elif eid == ebml.CODEC_PRIVATE:
-            entry.codec_private = value
-        elif eid == ebml.CODEC_DELAY:
-            entry.codec_delay_ns = ebml.uint_value(value, eid)
-        elif eid == ebml.DEFAULT_DURATION:
-            entry.default_duration_ns = ebml.uint_value(value, eid)
-        elif eid == ebml.CONTENT_ENCODINGS:
-            entry.encodings = (value, at)
-        elif eid == ebml.AUDIO:
-            for aid, avalue, _ in ebml.iter_children(value, at):
-                if aid == ebml.SAMPLING_FREQUENCY:
-                    entry.sampling_frequency = ebml.float_value(avalue, aid)
-                elif aid == ebml.CHANNELS:
-                    entry.channels = ebml.uint_value(avalue, aid)
-                elif aid == ebml.BIT_DEPTH:
-                    entry.bit_depth = ebml.uint_value(avalue, aid)
-    return entry
-
-
-def _codec(entry: _TrackEntry) -> str:
-    """Our codec name for a Matroska CodecID (FFmpeg's choices for PCM bit depths)."""
-    codec_id = entry.codec_id
-    simple = {"A_OPUS": "opus", "A_VORBIS": "vorbis", "A_FLAC": "flac", "A_AAC": "aac"}
-    if codec_id in simple or codec_id.startswith("A_AAC/"):
-        return simple.get(codec_id, "aac")
-    codec = None
-    if codec_id == "A_PCM/FLOAT/IEEE":
-        codec = pcm_codec(entry.bit_depth or 32, is_float=True)
-    elif codec_id in ("A_PCM/INT/LIT", "A_PCM/INT/BIG"):
-        codec = pcm_codec(entry.bit_depth or 16, is_float=False, big_endian=codec_id[-3:] == "BIG")
-    if codec is None:
-        detail = f" with BitDepth {entry.bit_depth}" if codec_id.startswith("A_PCM") else ""
-        raise UnsupportedFormatError(f"Matroska audio codec {codec_id!r}{detail} is not supported")
-    return codec
-
-
-def _make_track(entry: _TrackEntry) -> _Track:
-    """Validate a TrackEntry and turn it into the :class:`TrackInfo` a decoder needs."""
-    codec = _codec(entry)
-    if entry.number == 0:
-        raise CorruptStreamError(f"the {entry.codec_id} track has no TrackNumber")
-    frequency = entry.sampling_frequency
-    rate = round(frequency) if math.isfinite(frequency) else 0
-    channels = entry.channels
-    private = entry.codec_private
-    if codec == "opus":  # the decoder's output, whatever the Audio element says
-        rate, channels = OPUS_RATE, parse_opus_head(private).channels
-    check_audio_params(rate, channels, f"the Matroska {entry.codec_id} track")
-    frame_size = 0
-    if codec.startswith("pcm_"):
-        private = b""
-        frame_size = PcmLayout(codec, rate, channels).frame_size
-    return _Track(
-        number=entry.number,
-        info=TrackInfo(codec, rate, channels, private),
-        codec_delay_ns=entry.codec_delay_ns,
-        default_duration_ns=entry.default_duration_ns,
-        prefix=_stripped_header(entry),
-        frame_size=frame_size,
-    )
-
-
-def _stripped_header(entry: _TrackEntry) -> bytes:
-    """The bytes header-stripping compression removed from every frame (the one encoding
-    we undo); other compression or encryption is unsupported."""
-    if entry.encodings is None:
-        return b""
-    prefix = b""
-    for eid, encoding, at in ebml.iter_children(*entry.encodings):
-        if eid != ebml.CONTENT_ENCODING:
-            continue
-        kind, scope, algo, settings = 0, 1, 0, b""
-        for cid, value, cat in ebml.iter_children(encoding, at):
-            if cid == ebml.CONTENT_ENCODING_TYPE:
-                kind = ebml.uint_value(value, cid)
-            elif cid == ebml.CONTENT_ENCODING_SCOPE:
-                scope = ebml.uint_value(value, cid)
-            elif cid == ebml.CONTENT_COMPRESSION:
-                for zid, zvalue, _ in ebml.iter_children(value, cat):
-                    if zid == ebml.CONTENT_COMP_ALGO:
-                        algo = ebml.uint_value(zvalue, zid)
-                    elif zid == ebml.CONTENT_COMP_SETTINGS:
-                        settings = zvalue
-        if not scope & 1:
-            continue  # applies to CodecPrivate or later encodings only
-        if kind != 0 or algo != _HEADER_STRIPPING:
-            method = "encryption" if kind else f"compression algorithm {algo}"
-            raise UnsupportedFormatError(
-                f"the {entry.codec_id} track uses ContentEncoding {method}, which is not supported"
-            )
-        prefix = settings + prefix
-    return prefix
