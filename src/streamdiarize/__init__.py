@@ -19,6 +19,8 @@ import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
+from . import _exceptions  # the error classes: cheap (numpy only), and always wanted
+
 if TYPE_CHECKING:
     from ._exceptions import (
         AuthenticationError,
@@ -82,25 +84,9 @@ __all__ = [
     "resample",
 ]
 
-_ERRORS = (
-    "AuthenticationError",
-    "BackendUnavailableError",
-    "ConfigurationError",
-    "ConnectionLostError",
-    "CorruptStreamError",
-    "InputError",
-    "LimitExceededError",
-    "QuotaExceededError",
-    "ServiceError",
-    "SessionClosedError",
-    "StreamDiarizeError",
-    "TranscriberError",
-    "UnsupportedFormatError",
-)
-
 #: Where each public name lives; imported by :func:`__getattr__` on first use.
 _LAZY = {
-    **dict.fromkeys(_ERRORS, "._exceptions"),
+    **dict.fromkeys(_exceptions.__all__, "._exceptions"),
     **dict.fromkeys(("AudioFormat", "Container", "SampleFormat", "detect_format"), ".formats"),
     "ChunkReassembler": ".reassembler",
     "Resampler": ".resampling",

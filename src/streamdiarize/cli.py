@@ -135,24 +135,18 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="HOST",
         help="accepted Host header names (default: loopback names when bound to loopback)",
     )
-    serve.add_argument(
-        "--max-sessions",
-        type=int,
-        default=defaults.max_sessions,
-        help="concurrent sessions (default %(default)s)",
-    )
-    serve.add_argument(
-        "--max-session-seconds",
-        type=float,
-        default=defaults.max_session_seconds,
-        help="longest session, wall clock and audio (default %(default)s)",
-    )
-    serve.add_argument(
-        "--max-message-bytes",
-        type=int,
-        default=defaults.max_message_bytes,
-        help="largest WebSocket message (default %(default)s)",
-    )
+    limits: list[tuple[str, type[float], str]] = [
+        ("max_sessions", int, "concurrent sessions"),
+        ("max_session_seconds", float, "longest session, wall clock and audio"),
+        ("max_message_bytes", int, "largest WebSocket message"),
+    ]
+    for limit, kind, meaning in limits:
+        serve.add_argument(
+            "--" + limit.replace("_", "-"),
+            type=kind,
+            default=getattr(defaults, limit),
+            help=f"{meaning} (default %(default)s)",
+        )
     serve.add_argument(
         "--record",
         type=Path,

@@ -28,6 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..._exceptions import BackendUnavailableError, ConfigurationError
+from ._vectors import l2_normalize
 from .fbank import FRAME_LENGTH, FRAME_SHIFT, N_MELS, fbank, num_frames
 
 __all__ = ["EMBEDDING_SIZE", "MIN_SAMPLES", "CampPlusEncoder"]
@@ -81,7 +82,7 @@ class CampPlusEncoder:
             return np.zeros((0, EMBEDDING_SIZE), dtype=np.float32)
         session = _session(self._model_path, self._threads)
         raw = np.asarray(session.run(["embedding"], {"fbank": x})[0], dtype=np.float32)
-        return _l2_normalize(raw)
+        return l2_normalize(raw)
 
     def embed(self, pcm: NDArray[np.int16] | FloatArray) -> FloatArray:
         """Embedding of one clip (int16, or float32 in [-1, 1], 16 kHz mono).
@@ -140,12 +141,6 @@ class CampPlusEncoder:
             batch -= batch.mean(axis=1, keepdims=True)
             out[start : start + _BATCH] = self.embed_features(batch)
         return out
-
-
-def _l2_normalize(x: FloatArray) -> FloatArray:
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    result: FloatArray = (x / np.maximum(norms, np.float32(1e-12))).astype(np.float32)
-    return result
 
 
 def _as_int16_scale(pcm: NDArray[np.int16] | FloatArray) -> FloatArray:

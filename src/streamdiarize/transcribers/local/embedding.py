@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..._exceptions import BackendUnavailableError
+from ._vectors import l2_normalize
 
 __all__ = [
     "EMBEDDING_SIZE",
@@ -192,7 +193,7 @@ class SpeakerEncoder:
                 outputs[:, t] = hidden
             x = outputs
         raw = np.maximum(hidden @ self._linear_w + self._linear_b, 0.0)
-        return _l2_normalize(raw)
+        return l2_normalize(raw)
 
     def embed(self, pcm: NDArray[np.int16] | FloatArray) -> FloatArray:
         """Embedding of one utterance (int16, or float32 in [-1, 1], 16 kHz mono).
@@ -208,7 +209,7 @@ class SpeakerEncoder:
         mel = mel_spectrogram(wav)
         partials = np.stack([mel[s] for s in slices])
         mean = self.embed_mels(partials).mean(axis=0, keepdims=True)
-        result: FloatArray = _l2_normalize(mean)[0]
+        result: FloatArray = l2_normalize(mean)[0]
         return result
 
     def embed_windows(
@@ -231,12 +232,6 @@ class SpeakerEncoder:
         frames, step = window // HOP, hop // HOP
         batch = np.stack([mel[k * step : k * step + frames] for k in range(count)])
         return self.embed_mels(batch)
-
-
-def _l2_normalize(x: FloatArray) -> FloatArray:
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    result: FloatArray = (x / np.maximum(norms, np.float32(1e-12))).astype(np.float32)
-    return result
 
 
 def _as_float(pcm: NDArray[np.int16] | FloatArray) -> FloatArray:

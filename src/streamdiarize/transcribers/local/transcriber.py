@@ -39,7 +39,8 @@ from ...segment import Segment
 from .._base import SAMPLE_RATE, SegmentSink, Transcriber, TranscriberStream
 from .asr import DEFAULT_BEAM_SIZE, INSTALL_HINT
 from .clustering import DEFAULT_THRESHOLD
-from .engine import DEFAULT_CHANGE_THRESHOLD, LocalEngine, LocalSettings
+from .engine import LocalEngine
+from .settings import DEFAULT_CHANGE_THRESHOLD, LocalSettings
 from .vad import VadOptions
 
 __all__ = ["Engine", "LocalTranscriber", "LocalTranscriberStream"]
