@@ -37,7 +37,6 @@ from streamdiarize.server import (
     ServerSettings,
     SessionRecorder,
     create_app,
-    open_engine,
 )
 from streamdiarize.server._emulator import EnergyRecognizer
 from streamdiarize.server._security import origin_allowed, presented_token
@@ -55,12 +54,6 @@ pytestmark = pytest.mark.timeout(120)
 
 DIALOG = json.loads((CAPTURES / "dialog.json").read_text())["utterances"]
 WEBM = "audio/webm;codecs=opus"
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[Engine]:
-    with open_engine("fake", script=DIALOG) as running:
-        yield running
 
 
 Serve = Callable[..., BackgroundServer]
@@ -512,17 +505,10 @@ def test_cli_azure_without_credentials_says_what_is_missing(
     assert "SPEECH_KEY" in err
 
 
+@pytest.mark.usefixtures("without_faster_whisper")
 def test_cli_local_engine_missing_says_what_to_install(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *a: None if name == "faster_whisper" else real(name, *a),
-    )
     assert main(["serve", "--engine", "local"]) == 1
     err = capsys.readouterr().err
     assert "pip install 'streamdiarize[local]'" in err
