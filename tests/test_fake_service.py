@@ -45,6 +45,8 @@ from streamdiarize.testing import (
 )
 from streamdiarize.testing._usp import UspMessage, encode_binary
 
+pytestmark = pytest.mark.slow  # drives the real Azure Speech SDK
+
 CAPTURES = Path(__file__).parent / "data" / "captures"
 DIALOG = json.loads((CAPTURES / "dialog.json").read_text())
 UTTERANCES: list[dict[str, Any]] = DIALOG["utterances"]

@@ -40,7 +40,8 @@ from streamdiarize.testing import FakeSpeechService, ScriptedPhrase, ScriptedRec
 from streamdiarize.transcribers.azure import AzureTranscriber
 from test_server import DIALOG, STOP, WEBM, dedicated_threads, server_tasks, start
 
-pytestmark = pytest.mark.timeout(120)
+# slow: real servers under abuse, several through the Azure Speech SDK
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 A = capture_messages("A")  # Chromium WebM/Opus, 141 messages, 16.9 s
 FIRST_UTTERANCE = A[:34]  # 4.0 s: the first phrase (0.5-3.5 s) and no part of the second

@@ -44,6 +44,8 @@ from test_fake_service import (
     transcribe,
 )
 
+pytestmark = pytest.mark.slow  # Node.js runs the JavaScript Speech SDK against the emulator
+
 JS_DIR = Path(__file__).parent / "js"
 RUNNER = JS_DIR / "run_sdk.js"
 SDK_PACKAGE = JS_DIR / "node_modules" / "microsoft-cognitiveservices-speech-sdk" / "package.json"

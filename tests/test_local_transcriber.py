@@ -15,6 +15,7 @@ import pytest
 
 pytest.importorskip("faster_whisper")
 psutil = pytest.importorskip("psutil")
+pytestmark = pytest.mark.slow  # loads Whisper
 
 from _feeding import dialog  # noqa: E402
 from streamdiarize import (  # noqa: E402

@@ -34,6 +34,7 @@ def _run(r: sd.ChunkReassembler, chunks: list[bytes], flush: bool = True) -> np.
     return np.concatenate(parts)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("letter", list("ABCDEFG"))
 def test_browser_capture_matches_ffmpegreference_pcm(letter: str) -> None:
     """Every capture mode, replayed message by message, decodes like FFmpeg's reference."""
@@ -125,6 +126,7 @@ def _ffmpeg_decode(path: Path) -> np.ndarray:
     return np.frombuffer(out, dtype=np.int16)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "path",
     sorted(p.relative_to(DATA) for p in (DATA / "mp4").glob("*frag*.mp4"))
@@ -140,6 +142,7 @@ def test_encoder_files_match_ffmpeg(path: Path) -> None:
     assert ncc_near_zero_lag(pcm, reference) >= 0.99
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("rate", "codec", "channels"),
     [
@@ -270,6 +273,7 @@ def test_mutated_real_streams_raise_only_typed_errors(data: st.DataObject) -> No
 # -- bounded memory over a long stream --------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_memory_stays_bounded_over_one_hour_of_webm() -> None:
     """One hour of Chromium-style WebM/Opus (real header, 60 ms packets) in 120 ms messages."""
     header = capture_messages("A")[0][:146]

@@ -353,6 +353,7 @@ def ogg_bomb(pages: int) -> bytes:
     return b"".join(out)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("container", "stream"),
     [("webm", WEBM_HEAD + webm_bomb(40_000)), ("ogg", ogg_bomb(300))],

@@ -255,6 +255,7 @@ def assert_phrases(talk: Any, count: int) -> None:
         assert final["offset"] == pytest.approx(utterance["start_s"], abs=0.03)
 
 
+@pytest.mark.slow
 async def test_a_page_that_only_sends_scriptprocessor_frames_on_the_root_path(
     serve: Serve, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -429,6 +430,7 @@ async def test_audio_past_the_session_limit_ends_the_session(serve: Serve) -> No
     assert cut != DIALOG[1]["text"]
 
 
+@pytest.mark.slow
 async def test_wall_clock_session_limit(serve: Serve) -> None:
     server = serve(ServerSettings(max_session_seconds=1.0, idle_timeout=5.0))
     began = time.monotonic()
@@ -515,6 +517,7 @@ def test_cli_local_engine_missing_says_what_to_install(
     assert "--engine fake" in err
 
 
+@pytest.mark.slow
 def test_cli_serve_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

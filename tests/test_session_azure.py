@@ -21,6 +21,8 @@ from _feeding import CAPTURES, capture_dir, capture_messages
 from streamdiarize.testing import FakeSpeechService, ScriptedPhrase, ScriptedRecognizer
 from streamdiarize.transcribers.azure import AzureTranscriber
 
+pytestmark = pytest.mark.slow  # drives the real Azure Speech SDK
+
 SPEAKERS = {"spk1": "Guest-1", "spk2": "Guest-2", "spk3": "Guest-3"}
 UTTERANCES = json.loads((CAPTURES / "dialog.json").read_text())["utterances"]
 
