@@ -227,6 +227,7 @@ def test_markers_are_well_formed() -> None:
                 assert blocks[index - 1].runs, f"{block.where}: output of a block that does not run"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", runnable_pages(), ids=page_id)
 def test_page_code_runs(path: Path, sample_service: FakeSpeechService) -> None:
     with azure_at(sample_service):

@@ -28,7 +28,8 @@ from browser.wsclient import converse
 from streamdiarize.server import BackgroundServer, ServerSettings, create_app, open_engine
 from streamdiarize.testing import FakeSpeechService, ScriptedRecognizer
 
-pytestmark = pytest.mark.timeout(120)
+# slow: runs the example servers as child processes
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 DIALOG = json.loads((CAPTURES / "dialog.json").read_text())["utterances"]

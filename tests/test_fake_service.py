@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 import wave
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 from websockets.sync.client import connect
 
+from _feeding import dialog_script
 from streamdiarize import ConfigurationError
 from streamdiarize.testing import (
     FakeSpeechService,
@@ -43,6 +44,8 @@ from streamdiarize.testing import (
     speech_problem,
 )
 from streamdiarize.testing._usp import UspMessage, encode_binary
+
+pytestmark = pytest.mark.slow  # drives the real Azure Speech SDK
 
 CAPTURES = Path(__file__).parent / "data" / "captures"
 DIALOG = json.loads((CAPTURES / "dialog.json").read_text())
@@ -63,10 +66,6 @@ def _read_dialog() -> bytes:
 
 DIALOG_PCM = _read_dialog()
 DIALOG_SAMPLES = np.frombuffer(DIALOG_PCM, dtype="<i2")
-
-
-def dialog_script(**kwargs: Any) -> ScriptedRecognizer:
-    return ScriptedRecognizer.from_utterances(UTTERANCES, **kwargs)
 
 
 # -- driving the real SDK ---------------------------------------------------------------------
@@ -227,12 +226,6 @@ def assert_dialog(run: Run, *, tolerance: float = TOLERANCE) -> None:
 def assert_clean_end(run: Run) -> None:
     assert run.canceled.cancel_reason == speechsdk.CancellationReason.EndOfStream
     assert run.events[-1].kind == "session_stopped"
-
-
-@pytest.fixture
-def service() -> Iterator[FakeSpeechService]:
-    with FakeSpeechService(dialog_script()) as svc:
-        yield svc
 
 
 # -- the dialog, end to end ---------------------------------------------------------------------

@@ -109,6 +109,7 @@ def test_unsupported_mime_is_a_typed_error(mime: str) -> None:
         parse_mime(mime)
 
 
+@pytest.mark.slow
 @given(st.text(max_size=60))
 def test_parse_mime_never_raises_anything_untyped(mime: str) -> None:
     with contextlib.suppress(sd.UnsupportedFormatError):

@@ -27,16 +27,13 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from _feeding import capture_messages
-from browser.stack import wait_until
+from browser.stack import Counter, wait_until
 from browser.wsclient import converse
 from streamdiarize.server import (
     BackgroundServer,
     Engine,
     ServerSettings,
-    SessionInfo,
-    SessionOutcome,
     create_app,
-    open_engine,
 )
 from streamdiarize.testing import (
     EnergyRecognizer,
@@ -47,31 +44,12 @@ from streamdiarize.testing import (
 from streamdiarize.transcribers.azure import AzureTranscriber
 from test_server import DIALOG, STOP, WEBM, dedicated_threads, server_tasks, start
 
-pytestmark = pytest.mark.timeout(120)
+# slow: real servers under abuse, several through the Azure Speech SDK
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 A = capture_messages("A")  # Chromium WebM/Opus, 141 messages, 16.9 s
 FIRST_UTTERANCE = A[:34]  # 4.0 s: the first phrase (0.5-3.5 s) and no part of the second
 F32_STEREO_48K = "audio/pcm;rate=48000;encoding=float32;channels=2"
-
-
-class Counter:
-    """A SessionObserver that counts, so that minutes of audio are not kept in memory."""
-
-    def __init__(self) -> None:
-        self.messages = 0
-        self.bytes = 0
-        self.started: list[SessionInfo] = []
-        self.ended: list[SessionOutcome] = []
-
-    def session_started(self, info: SessionInfo) -> None:
-        self.started.append(info)
-
-    def audio_received(self, info: SessionInfo, data: bytes) -> None:
-        self.messages += 1
-        self.bytes += len(data)
-
-    def session_ended(self, info: SessionInfo, outcome: SessionOutcome) -> None:
-        self.ended.append(outcome)
 
 
 @dataclass
@@ -112,12 +90,6 @@ def native_threads() -> int:
     """OS threads that are not Python threads: the Speech SDK's (executor workers excluded,
     they are Python threads that the pool keeps, bounded by its ``max_workers``)."""
     return psutil.Process().num_threads() - threading.active_count()
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[Engine]:
-    with open_engine("fake", script=DIALOG) as running:
-        yield running
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +31,7 @@ import pytest
 import websockets
 from websockets.sync.client import connect
 
+from _feeding import dialog_script
 from streamdiarize.testing import FakeSpeechService, Fault, ScriptedRecognizer
 from streamdiarize.testing._resume import AudioSessions, client_offset
 from test_fake_service import (
@@ -40,9 +41,10 @@ from test_fake_service import (
     RATE,
     SPEAKERS,
     UTTERANCES,
-    dialog_script,
     transcribe,
 )
+
+pytestmark = pytest.mark.slow  # Node.js runs the JavaScript Speech SDK against the emulator
 
 JS_DIR = Path(__file__).parent / "js"
 RUNNER = JS_DIR / "run_sdk.js"
@@ -180,12 +182,6 @@ def assert_dialog(run: SdkRun, *, tolerance: float = 0.001) -> None:
 def assert_clean_end(run: SdkRun) -> None:
     assert (run.cancel_reason, run.code) == ("EndOfStream", "NoError")
     assert run.stopped
-
-
-@pytest.fixture
-def service() -> Iterator[FakeSpeechService]:
-    with FakeSpeechService(dialog_script()) as svc:
-        yield svc
 
 
 # -- conversation transcription ---------------------------------------------------------------

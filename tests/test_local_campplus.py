@@ -7,7 +7,6 @@ two real voices cut from pyannote.audio's sample by ``scripts/make_real_speech_f
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import pickle
@@ -16,6 +15,7 @@ import threading
 import wave
 import zipfile
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -295,18 +295,6 @@ def test_shipped_model() -> None:
     assert "92f29b94e6948786a26778c9e302525d185bb08c8b9f5252ed98776902840199" in notice
 
 
-def _load_converter() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "convert_campplus", ROOT / "scripts/convert_campplus.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["convert_campplus"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 class _Storage:
     def __init__(self, key: str, data: NDArray[np.float32]) -> None:
         self.key, self.data = key, data
@@ -366,8 +354,10 @@ def _zip_checkpoint(state: dict[str, _Tensor]) -> bytes:
     return out.getvalue()
 
 
-def test_converter_reads_a_zip_checkpoint_without_torch() -> None:
-    converter = _load_converter()
+def test_converter_reads_a_zip_checkpoint_without_torch(
+    load_script: Callable[[str], ModuleType],
+) -> None:
+    converter = load_script("convert_campplus")
     rng = np.random.default_rng(1)
     a = rng.standard_normal((3, 4)).astype(np.float32)
     b = np.arange(6, dtype=np.float32)
@@ -382,8 +372,8 @@ def test_converter_reads_a_zip_checkpoint_without_torch() -> None:
     assert np.array_equal(arrays["b"], b.reshape(2, 3))
 
 
-def test_converter_refuses_foreign_globals() -> None:
-    converter = _load_converter()
+def test_converter_refuses_foreign_globals(load_script: Callable[[str], ModuleType]) -> None:
+    converter = load_script("convert_campplus")
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
         archive.writestr("archive/data.pkl", pickle.dumps(print, protocol=2))

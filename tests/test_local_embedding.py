@@ -6,14 +6,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import itertools
 import pickle
 import struct
 import sys
 import wave
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -142,18 +143,6 @@ def test_shipped_weights() -> None:
     assert (path.parent / "NOTICE").read_text().count("Apache License") >= 1
 
 
-def _load_converter():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location(
-        "convert_resemblyzer", ROOT / "scripts/convert_resemblyzer.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["convert_resemblyzer"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 class _FakeStorage:
     """Pickles as torch's legacy ``FloatStorage`` persistent id."""
 
@@ -203,8 +192,10 @@ class _FloatStorage:  # pickled by reference as torch.FloatStorage
     pass
 
 
-def test_converter_reads_a_legacy_checkpoint(monkeypatch: pytest.MonkeyPatch) -> None:
-    converter = _load_converter()
+def test_converter_reads_a_legacy_checkpoint(
+    monkeypatch: pytest.MonkeyPatch, load_script: Callable[[str], ModuleType]
+) -> None:
+    converter = load_script("convert_resemblyzer")
     fake_torch = type(sys)("torch")
     fake_utils = type(sys)("torch._utils")
     _rebuild_tensor_v2.__module__, _rebuild_tensor_v2.__qualname__ = (
@@ -230,8 +221,8 @@ def test_converter_reads_a_legacy_checkpoint(monkeypatch: pytest.MonkeyPatch) ->
         assert np.array_equal(checkpoint["model_state"][name], array)
 
 
-def test_converter_refuses_foreign_globals() -> None:
-    converter = _load_converter()
+def test_converter_refuses_foreign_globals(load_script: Callable[[str], ModuleType]) -> None:
+    converter = load_script("convert_resemblyzer")
     data = io.BytesIO()
     for header in (0x1950A86A20F9469CFC6C, 1001, {"little_endian": True}):
         pickle.dump(header, data, protocol=2)

@@ -22,6 +22,7 @@ import pytest
 
 pytest.importorskip("faster_whisper")
 jiwer = pytest.importorskip("jiwer")
+pytestmark = pytest.mark.slow  # loads Whisper
 
 from _feeding import dialog  # noqa: E402
 from streamdiarize import BackendUnavailableError, ConfigurationError, SessionClosedError  # noqa: E402

@@ -25,6 +25,8 @@ from streamdiarize.testing import FakeSpeechService, Fault, LocalRecognizer
 from streamdiarize.testing._local import guest_id
 from streamdiarize.transcribers.local import LocalEngine
 
+pytestmark = pytest.mark.slow  # loads Whisper
+
 CAPTURES = Path(__file__).parent / "data" / "captures"
 UTTERANCES = json.loads((CAPTURES / "dialog.json").read_text())["utterances"]
 GUESTS = {"spk1": "Guest-1", "spk2": "Guest-2", "spk3": "Guest-3"}

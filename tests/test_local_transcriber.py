@@ -7,7 +7,6 @@ are about); the real engine runs end to end on dialog.wav.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import threading
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 
 pytest.importorskip("faster_whisper")
 psutil = pytest.importorskip("psutil")
+pytestmark = pytest.mark.slow  # loads Whisper
 
 from _feeding import dialog  # noqa: E402
 from streamdiarize import (  # noqa: E402
@@ -210,15 +210,8 @@ async def test_write_checks_its_input() -> None:
     await stream.aclose()
 
 
-def test_missing_extra_is_reported_with_the_install_command(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *a: None if name == "faster_whisper" else real(name, *a),
-    )
+@pytest.mark.usefixtures("without_faster_whisper")
+def test_missing_extra_is_reported_with_the_install_command() -> None:
     with pytest.raises(
         BackendUnavailableError, match=r"faster_whisper.*pip install 'streamdiarize\[local\]'"
     ):

@@ -11,7 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _feeding import capture_dir, capture_messages, feed_in_pieces, piece_sizes
+from _feeding import (
+    capture_dir,
+    capture_messages,
+    feed_in_pieces,
+    piece_sizes,
+    whole_frames_audio,
+)
 from streamdiarize import ConfigurationError, CorruptStreamError, UnsupportedFormatError
 from streamdiarize.containers import EndOfStream, Event, Packet, RawDemuxer, TrackInfo
 from streamdiarize.formats import GUESS_MIN_NONZERO_SAMPLES, SampleFormat
@@ -23,17 +29,6 @@ CODECS = {SampleFormat.FLOAT32: "pcm_f32le", SampleFormat.INT16: "pcm_s16le"}
 
 def packets(events: list[Event]) -> list[Packet]:
     return [e for e in events if isinstance(e, Packet)]
-
-
-def audio_of(events: list[Event], frame_size: int, rate: int) -> bytes:
-    """Check whole frames and contiguous pts; return the concatenated audio."""
-    done = 0
-    for packet in packets(events):
-        assert packet.data
-        assert len(packet.data) % frame_size == 0
-        assert packet.pts == pytest.approx(done / frame_size / rate)
-        done += len(packet.data)
-    return b"".join(p.data for p in packets(events))
 
 
 @functools.cache
@@ -53,10 +48,10 @@ def test_capture_in_real_messages_and_one_byte_pieces(name: str) -> None:
     events = feed_in_pieces(RawDemuxer(fmt, rate, 1), data, [len(m) for m in messages])
     assert events[0] == TrackInfo(CODECS[fmt], rate, 1)
     assert isinstance(events[-1], EndOfStream)
-    assert audio_of(events, fmt.itemsize, rate) == data
+    assert whole_frames_audio(events, fmt.itemsize, rate) == data
     head = data[:160_000]  # the leading silence and the start of speech, byte by byte
     events = feed_in_pieces(RawDemuxer(fmt, rate, 1), head, [1] * len(head))
-    assert audio_of(events, fmt.itemsize, rate) == head
+    assert whole_frames_audio(events, fmt.itemsize, rate) == head
 
 
 @pytest.mark.parametrize("name", list(RAW_CAPTURES))
@@ -66,7 +61,7 @@ def test_capture_in_random_pieces(name: str, sizes: list[int]) -> None:
     _, data, rate = capture(name)
     fmt = RAW_CAPTURES[name]
     events = feed_in_pieces(RawDemuxer(fmt.value, rate), data, sizes)  # by name, too
-    assert audio_of(events, fmt.itemsize, rate) == data
+    assert whole_frames_audio(events, fmt.itemsize, rate) == data
 
 
 @settings(max_examples=50, deadline=None)
@@ -74,7 +69,7 @@ def test_capture_in_random_pieces(name: str, sizes: list[int]) -> None:
 def test_multichannel_frames_are_never_split(sizes: list[int], channels: int) -> None:
     frames = np.arange(channels * 100, dtype="<i2").tobytes()
     events = feed_in_pieces(RawDemuxer(SampleFormat.INT16, 8000, channels), frames, sizes)
-    assert audio_of(events, 2 * channels, 8000) == frames
+    assert whole_frames_audio(events, 2 * channels, 8000) == frames
 
 
 def test_partial_frame_at_the_end_is_corrupt() -> None:
@@ -82,7 +77,7 @@ def test_partial_frame_at_the_end_is_corrupt() -> None:
     events = demuxer.feed(np.zeros(5, "<f4").tobytes())  # 2 frames and half a frame
     with pytest.raises(CorruptStreamError, match="inside a frame"):
         demuxer.flush()
-    assert audio_of(events, 8, 48000) == np.zeros(4, "<f4").tobytes()
+    assert whole_frames_audio(events, 8, 48000) == np.zeros(4, "<f4").tobytes()
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -96,7 +91,7 @@ def test_non_finite_float_samples_are_corrupt_after_the_good_frames(bad: float) 
     with pytest.raises(CorruptStreamError, match=r"3 NaN or infinite .*frame 901 \(0\.056 s\)"):
         demuxer.feed(second.tobytes())
     delivered += demuxer.events_received()
-    assert audio_of(delivered, 8, rate) == first.tobytes() + second[:802].tobytes()
+    assert whole_frames_audio(delivered, 8, rate) == first.tobytes() + second[:802].tobytes()
     with pytest.raises(CorruptStreamError):  # stays failed
         demuxer.feed(b"")
 
@@ -136,7 +131,7 @@ def test_guess_decides_soon_after_the_leading_silence(name: str) -> None:
     fmt = RAW_CAPTURES[name]
     events = feed_in_pieces(RawDemuxer(None, rate), data, [len(m) for m in messages])
     assert events[0] == TrackInfo(CODECS[fmt], rate, 1)
-    assert audio_of(events, fmt.itemsize, rate) == data  # the held silence comes out too
+    assert whole_frames_audio(events, fmt.itemsize, rate) == data  # the held silence comes out too
     # It cannot decide on silence; it must decide once the heuristic has twice what it needs.
     nonzero_words = np.cumsum([np.count_nonzero(np.frombuffer(m, "<f4")) for m in messages])
     first_sound = int(np.argmax(nonzero_words > 0))
@@ -167,4 +162,4 @@ def test_int16_noise_is_guessed_as_int16() -> None:
     samples = np.random.default_rng(1).normal(0, 3000, 4000).astype("<i2")
     events = feed_in_pieces(RawDemuxer(None, 16000), samples.tobytes(), [256] * 40)
     assert events[0] == TrackInfo("pcm_s16le", 16000, 1)
-    assert audio_of(events, 2, 16000) == samples.tobytes()
+    assert whole_frames_audio(events, 2, 16000) == samples.tobytes()

@@ -29,6 +29,8 @@ from streamdiarize.transcribers.local.metrics import (
     turns_from_segments,
 )
 
+pytestmark = pytest.mark.slow  # Whisper on real recordings
+
 DIALOGS = Path(__file__).parent / "data" / "dialogs"
 
 #: dialog -> (largest DER with a 0.25 s collar, speakers to find, largest WER)

@@ -34,6 +34,7 @@ def _run(r: sd.ChunkReassembler, chunks: list[bytes], flush: bool = True) -> np.
     return np.concatenate(parts)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("letter", list("ABCDEFG"))
 def test_browser_capture_matches_ffmpegreference_pcm(letter: str) -> None:
     """Every capture mode, replayed message by message, decodes like FFmpeg's reference."""
@@ -107,6 +108,14 @@ def test_one_byte_feeds() -> None:
 # -- files from real encoders (what browsers here cannot make) --------------------------------
 
 
+def _ffmpeg_sine(path: Path, source: str, seconds: float, codec: str, *options: str) -> None:
+    """Write ``seconds`` of the lavfi ``source`` to ``path`` in ``codec`` (FFmpeg as the writer)."""
+    lavfi = ["-f", "lavfi", "-i", source, "-t", str(seconds)]
+    subprocess.run(
+        ["ffmpeg", "-v", "error", *lavfi, *options, "-c:a", codec, str(path)], check=True
+    )
+
+
 def _ffmpeg_decode(path: Path) -> np.ndarray:
     """Independent reference: the ffmpeg binary, 16 kHz mono s16."""
     out = subprocess.run(
@@ -117,6 +126,7 @@ def _ffmpeg_decode(path: Path) -> np.ndarray:
     return np.frombuffer(out, dtype=np.int16)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "path",
     sorted(p.relative_to(DATA) for p in (DATA / "mp4").glob("*frag*.mp4"))
@@ -132,6 +142,7 @@ def test_encoder_files_match_ffmpeg(path: Path) -> None:
     assert ncc_near_zero_lag(pcm, reference) >= 0.99
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("rate", "codec", "channels"),
     [
@@ -144,25 +155,7 @@ def test_encoder_files_match_ffmpeg(path: Path) -> None:
 )
 def test_wav_files_written_by_ffmpeg(tmp_path: Path, rate: int, codec: str, channels: int) -> None:
     path = tmp_path / "tone.wav"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            f"sine=frequency=440:sample_rate={rate}",
-            "-t",
-            "1.3",
-            "-ac",
-            str(channels),
-            "-c:a",
-            codec,
-            str(path),
-        ],
-        check=True,
-    )
+    _ffmpeg_sine(path, f"sine=frequency=440:sample_rate={rate}", 1.3, codec, "-ac", str(channels))
     data = path.read_bytes()
     pcm = _run(
         sd.ChunkReassembler(mime="audio/wav"), [data[i : i + 777] for i in range(0, len(data), 777)]
@@ -219,23 +212,7 @@ def test_nan_floats_keep_earlier_audio() -> None:
 
 def test_unknown_codec_in_webm(tmp_path: Path) -> None:
     path = tmp_path / "mp3.mka"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=sample_rate=16000",
-            "-t",
-            "0.5",
-            "-c:a",
-            "mp2",
-            str(path),
-        ],
-        check=True,
-    )
+    _ffmpeg_sine(path, "sine=sample_rate=16000", 0.5, "mp2")
     with pytest.raises(sd.UnsupportedFormatError, match="A_MPEG"):
         _run(sd.ChunkReassembler(), [path.read_bytes()])
 
@@ -296,6 +273,7 @@ def test_mutated_real_streams_raise_only_typed_errors(data: st.DataObject) -> No
 # -- bounded memory over a long stream --------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_memory_stays_bounded_over_one_hour_of_webm() -> None:
     """One hour of Chromium-style WebM/Opus (real header, 60 ms packets) in 120 ms messages."""
     header = capture_messages("A")[0][:146]

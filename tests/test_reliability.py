@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import streamdiarize as sd
-from _feeding import CAPTURES, capture_messages, piece_sizes
+from _feeding import CAPTURES, capture_messages, edit_lists, mutate, piece_sizes
 from streamdiarize.containers import (
     MP4Demuxer,
     OggDemuxer,
@@ -74,32 +74,7 @@ SEEDS = {
     "raw-s16": (b"".join(capture_messages("F"))[:12_000], "audio/pcm;rate=44100;encoding=int16"),
     "raw-f32": (b"".join(capture_messages("D"))[:16_000], "audio/pcm;rate=44100"),
 }
-EDITS = st.lists(
-    st.tuples(
-        st.sampled_from(["flip", "insert", "delete", "ff", "duplicate"]),
-        st.integers(0, 1 << 30),
-        st.binary(min_size=1, max_size=8),
-    ),
-    min_size=1,
-    max_size=5,
-)
-
-
-def mutate(data: bytes, edits: list[tuple[str, int, bytes]]) -> bytes:
-    out = bytearray(data)
-    for kind, where, blob in edits:
-        pos = where % (len(out) + 1)
-        if kind == "flip" and pos < len(out):
-            out[pos] ^= blob[0] or 1
-        elif kind == "insert":
-            out[pos:pos] = blob
-        elif kind == "delete":
-            del out[pos : pos + 8 * len(blob)]
-        elif kind == "ff":  # all-ones sizes: unknown-size EBML, 4 GB boxes, 255 lacing values
-            out[pos : pos + len(blob)] = b"\xff" * len(blob)
-        else:
-            out[pos:pos] = out[pos : pos + 64 * blob[0]]
-    return bytes(out)
+EDITS = edit_lists(["flip", "insert", "cut", "ff", "duplicate"], max_blob=8, max_edits=5)
 
 
 def call_time_budget(size: int) -> float:
@@ -378,6 +353,7 @@ def ogg_bomb(pages: int) -> bytes:
     return b"".join(out)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("container", "stream"),
     [("webm", WEBM_HEAD + webm_bomb(40_000)), ("ogg", ogg_bomb(300))],

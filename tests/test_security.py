@@ -32,7 +32,8 @@ from streamdiarize.testing import FakeSpeechService, ScriptedRecognizer
 from streamdiarize.transcribers.azure import AzureTranscriber
 from test_server import DIALOG, STOP, start
 
-pytestmark = pytest.mark.timeout(120)
+# slow: real servers and the Azure Speech SDK
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 AZURE_KEY = "7f3a9c2e" * 4  # the shape of a Speech resource key: 32 hex digits
 WRONG_KEY = "0b1d5e9a" * 4

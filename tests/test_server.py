@@ -37,7 +37,6 @@ from streamdiarize.server import (
     ServerSettings,
     SessionRecorder,
     create_app,
-    open_engine,
 )
 from streamdiarize.server._security import origin_allowed, presented_token
 from streamdiarize.server.protocol import (
@@ -54,12 +53,6 @@ pytestmark = pytest.mark.timeout(120)
 
 DIALOG = json.loads((CAPTURES / "dialog.json").read_text())["utterances"]
 WEBM = "audio/webm;codecs=opus"
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[Engine]:
-    with open_engine("fake", script=DIALOG) as running:
-        yield running
 
 
 Serve = Callable[..., BackgroundServer]
@@ -261,6 +254,7 @@ def assert_phrases(talk: Any, count: int) -> None:
         assert final["offset"] == pytest.approx(utterance["start_s"], abs=0.03)
 
 
+@pytest.mark.slow
 async def test_a_page_that_only_sends_scriptprocessor_frames_on_the_root_path(
     serve: Serve, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -435,6 +429,7 @@ async def test_audio_past_the_session_limit_ends_the_session(serve: Serve) -> No
     assert cut != DIALOG[1]["text"]
 
 
+@pytest.mark.slow
 async def test_wall_clock_session_limit(serve: Serve) -> None:
     server = serve(ServerSettings(max_session_seconds=1.0, idle_timeout=5.0))
     began = time.monotonic()
@@ -511,23 +506,17 @@ def test_cli_azure_without_credentials_says_what_is_missing(
     assert "SPEECH_KEY" in err
 
 
+@pytest.mark.usefixtures("without_faster_whisper")
 def test_cli_local_engine_missing_says_what_to_install(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *a: None if name == "faster_whisper" else real(name, *a),
-    )
     assert main(["serve", "--engine", "local"]) == 1
     err = capsys.readouterr().err
     assert "pip install 'streamdiarize[local]'" in err
     assert "--engine fake" in err
 
 
+@pytest.mark.slow
 def test_cli_serve_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

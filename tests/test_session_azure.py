@@ -11,6 +11,7 @@ import asyncio
 import json
 import wave
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,6 +20,8 @@ import streamdiarize as sd
 from _feeding import CAPTURES, capture_dir, capture_messages
 from streamdiarize.testing import FakeSpeechService, ScriptedPhrase, ScriptedRecognizer
 from streamdiarize.transcribers.azure import AzureTranscriber
+
+pytestmark = pytest.mark.slow  # drives the real Azure Speech SDK
 
 SPEAKERS = {"spk1": "Guest-1", "spk2": "Guest-2", "spk3": "Guest-3"}
 UTTERANCES = json.loads((CAPTURES / "dialog.json").read_text())["utterances"]
@@ -42,18 +45,19 @@ def _script(
     """The dialog's utterances placed where they sit in this capture (its measured lag)."""
     lag = float(_meta(letter)["verification"]["lag_s"])  # type: ignore[index]
     covered = capture_seconds(letter)
-    phrases = [
-        ScriptedPhrase(
-            u["text"],
-            u["start_s"] + lag,
-            u["end_s"] + lag,
-            speaker=SPEAKERS[u["speaker"]],
-            language=language,
-        )
-        for u in UTTERANCES
-        if u["end_s"] + lag <= covered
-    ]
+    phrases = [_placed(u, lag, language) for u in UTTERANCES if u["end_s"] + lag <= covered]
     return ScriptedRecognizer(phrases), phrases
+
+
+def _placed(utterance: dict[str, Any], lag: float, language: str) -> ScriptedPhrase:
+    """One utterance of the dialog as a phrase ``lag`` seconds later, in ``language``."""
+    return ScriptedPhrase(
+        utterance["text"],
+        utterance["start_s"] + lag,
+        utterance["end_s"] + lag,
+        speaker=SPEAKERS[utterance["speaker"]],
+        language=language,
+    )
 
 
 def capture_seconds(letter: str) -> float:
@@ -133,16 +137,7 @@ async def test_interim_results_are_opt_in_and_precede_their_final() -> None:
 async def test_language_identification_reports_each_phrase_language() -> None:
     lag = float(_meta("A")["verification"]["lag_s"])  # type: ignore[index]
     languages = ["en-US", "es-ES", "en-US", "es-ES", "en-US"]
-    phrases = [
-        ScriptedPhrase(
-            u["text"],
-            u["start_s"] + lag,
-            u["end_s"] + lag,
-            speaker=SPEAKERS[u["speaker"]],
-            language=lang,
-        )
-        for u, lang in zip(UTTERANCES, languages, strict=True)
-    ]
+    phrases = [_placed(u, lag, lang) for u, lang in zip(UTTERANCES, languages, strict=True)]
     with FakeSpeechService(ScriptedRecognizer(phrases)) as svc:
         transcriber = AzureTranscriber(
             ["en-US", "es-ES"], host=svc.host, key="test-key", pace_audio=False

@@ -21,6 +21,9 @@ from _feeding import CAPTURES
 from streamdiarize.testing import FakeSpeechService, Fault, ScriptedRecognizer
 from streamdiarize.transcribers.azure import AzureTranscriber
 
+# slow: the real Azure Speech SDK meets injected faults and waits out real timeouts
+pytestmark = pytest.mark.slow
+
 UTTERANCES = json.loads((CAPTURES / "dialog.json").read_text())["utterances"]
 
 with wave.open(str(CAPTURES / "dialog.wav")) as _w:

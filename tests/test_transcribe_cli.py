@@ -41,6 +41,8 @@ from streamdiarize.transcribe import (
 )
 from streamdiarize.transcribers import SegmentSink, TranscriberStream
 
+pytestmark = pytest.mark.slow  # runs the CLI as child processes, some with Whisper
+
 RATE = 16_000
 SAMPLE_SCRIPT = json.loads((sample_path().parent / "sample.json").read_text())
 

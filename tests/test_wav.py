@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _feeding import feed_in_pieces, piece_sizes
+from _feeding import WritePipe, feed_in_pieces, piece_sizes, whole_frames_audio
 from streamdiarize import CorruptStreamError, StreamDiarizeError, UnsupportedFormatError
 from streamdiarize.containers import (
     EndOfStream,
@@ -57,13 +57,7 @@ def assert_whole_frames(events: list[Event], frame_size: int, rate: int) -> byte
     """Check the event shape and timing; return the concatenated audio bytes."""
     assert isinstance(events[0], TrackInfo)
     assert isinstance(events[-1], EndOfStream)
-    done = 0
-    for packet in packets(events):
-        assert packet.data
-        assert len(packet.data) % frame_size == 0
-        assert packet.pts == pytest.approx(done / frame_size / rate)
-        done += len(packet.data)
-    return b"".join(p.data for p in packets(events))
+    return whole_frames_audio(events, frame_size, rate)
 
 
 # -- files from the wave module --------------------------------------------------------------
@@ -93,23 +87,12 @@ def test_random_splits_never_split_a_frame(sizes: list[int], channels: int) -> N
 # -- files from FFmpeg -----------------------------------------------------------------------
 
 
-class _Pipe:
-    """Write-only, non-seekable: FFmpeg then leaves the sizes at 0xFFFFFFFF."""
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-
-    def write(self, chunk: bytes) -> int:
-        self.data += chunk
-        return len(chunk)
-
-
 @functools.cache
 def ffmpeg_wav(
     codec: str, rate: int, channels: int, seekable: bool = True, rf64: bool = False
 ) -> bytes:
     layout = "stereo" if channels == 2 else "mono"
-    sink: Any = io.BytesIO() if seekable else _Pipe()
+    sink: Any = io.BytesIO() if seekable else WritePipe()
     options = {"rf64": "always"} if rf64 else {}
     with av.open(sink, "w", format="wav", options=options) as container:
         stream = container.add_stream(codec, rate=rate, layout=layout)

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from _feeding import capture_dir, capture_messages, feed_in_pieces, piece_sizes
+from _feeding import WritePipe, capture_dir, capture_messages, feed_in_pieces, piece_sizes
 from streamdiarize import (
     CorruptStreamError,
     LimitExceededError,
@@ -304,17 +304,6 @@ def test_capture_a_speed_in_real_messages() -> None:
 # -- FFmpeg (PyAV) and mkvmerge output -------------------------------------------------------
 
 
-class _Pipe:
-    """A write-only, non-seekable file: FFmpeg then writes an unknown-size Segment."""
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-
-    def write(self, chunk: bytes) -> int:
-        self.data += chunk
-        return len(chunk)
-
-
 def encode(
     container_format: str,
     codec: str,
@@ -327,7 +316,7 @@ def encode(
 ) -> bytes:
     """A real FFmpeg encode of a tone into WebM/Matroska."""
     layout = "stereo" if channels == 2 else "mono"
-    sink: Any = io.BytesIO() if seekable else _Pipe()
+    sink: Any = io.BytesIO() if seekable else WritePipe()
     with av.open(sink, "w", format=container_format, options=options or {}) as container:
         stream = container.add_stream(codec, rate=rate, layout=layout)
         n = int(seconds * rate)

@@ -1,4 +1,5 @@
-"""Watching a running server from a test: a session collector and a polling helper."""
+"""Watching a running server from a test: session observers (one keeps everything, one only
+counts) and a polling helper."""
 
 from __future__ import annotations
 
@@ -25,6 +26,26 @@ class Collector:
 
     def session_ended(self, info: SessionInfo, outcome: SessionOutcome) -> None:
         self.ended[info.id] = outcome
+
+
+class Counter:
+    """A SessionObserver that counts, so that minutes of audio are not kept in memory."""
+
+    def __init__(self) -> None:
+        self.messages = 0
+        self.bytes = 0
+        self.started: list[SessionInfo] = []
+        self.ended: list[SessionOutcome] = []
+
+    def session_started(self, info: SessionInfo) -> None:
+        self.started.append(info)
+
+    def audio_received(self, info: SessionInfo, data: bytes) -> None:
+        self.messages += 1
+        self.bytes += len(data)
+
+    def session_ended(self, info: SessionInfo, outcome: SessionOutcome) -> None:
+        self.ended.append(outcome)
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
