@@ -21,8 +21,6 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 
-import numpy as np
-from numpy.typing import NDArray
 from typing_extensions import Self
 
 from ._exceptions import (
@@ -253,23 +251,17 @@ class TranscriptionSession:
         async with self._send_lock:
             if self._stream is None:  # close() or abort() ran while this send() waited
                 raise SessionClosedError("the session was closed while send() waited")
-            if self.transcriber.accepts_encoded:
-                await self._stream.write_encoded(bytes(chunk))
-                return
+            message = bytes(chunk)
             try:
-                if len(chunk) > LARGE_CHUNK_BYTES:
-                    pcm = await asyncio.to_thread(self._reassembler.feed, chunk, arrival)
+                if len(message) > LARGE_CHUNK_BYTES:
+                    pcm = await asyncio.to_thread(self._reassembler.feed, message, arrival)
                 else:
-                    pcm = self._reassembler.feed(chunk, arrival)
+                    pcm = self._reassembler.feed(message, arrival)
             except InputError as exc:
-                await self._write(exc.pcm)
+                # The audio before the fault still counts; bytes that do not decode go nowhere.
+                await self._stream.write_message(b"", exc.pcm)
                 raise
-            await self._write(pcm)
-
-    async def _write(self, pcm: NDArray[np.int16]) -> None:
-        if pcm.size:
-            assert self._stream is not None
-            await self._stream.write(pcm)
+            await self._stream.write_message(message, pcm)
 
     def _raise_backend_error(self) -> None:
         if self._results is not None and self._results.error is not None:
@@ -289,8 +281,7 @@ class TranscriptionSession:
             if self._stream is not None and self._send_lock is not None:
                 async with self._send_lock:
                     with contextlib.suppress(InputError):
-                        if not self.transcriber.accepts_encoded:
-                            await self._write(self._reassembler.flush())
+                        await self._stream.write_message(b"", self._reassembler.flush())
                     await asyncio.wait_for(self._finish(), self.close_timeout)
         except (asyncio.TimeoutError, TimeoutError):
             if self._results is not None:

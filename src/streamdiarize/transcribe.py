@@ -266,10 +266,9 @@ async def transcribe_file(
             audio decoded before the fault).
         TranscriberError: the backend failed.
 
-    Use it in ``async for``; leaving the loop early stops the session at once. A backend
-    that takes the container bytes as they are (``AzureTranscriber(passthrough=True)``)
-    leaves nothing decoded here to measure: chunks then stay :data:`FIRST_CHUNK_BYTES` long
-    and ``realtime`` cannot pace them.
+    Use it in ``async for``; leaving the loop early stops the session at once. The bytes
+    are decoded here even for a backend that takes them as they are
+    (``AzureTranscriber(passthrough=True)``), so chunk sizes, pacing and progress are the same.
     """
     planner = ChunkPlanner(chunk_ms / 1000)
     if isinstance(source, (str, os.PathLike)):
@@ -330,7 +329,7 @@ async def _pump(
         except OSError as exc:
             raise InputError(f"cannot read {name}: {exc.strerror or exc}") from exc
         if not chunk:
-            if session.reassembler.format is None and not session.transcriber.accepts_encoded:
+            if session.reassembler.format is None:
                 # Too few bytes to tell: the reassembler would only say so at flush, quietly.
                 what = f"its {sent} bytes are too few" if sent else "it is empty"
                 raise UnsupportedFormatError(f"{name} is not audio we can decode: {what}")

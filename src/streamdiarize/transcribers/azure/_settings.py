@@ -16,7 +16,8 @@ PROFANITY = ("masked", "removed", "raw")
 NO_PACING = {"SPEECH-TransmitLengthBeforeThrottleMs": "100000000"}
 
 #: ``passthrough_format`` names and the ``AudioStreamContainerFormat`` member each selects.
-PASSTHROUGH_FORMATS = {"ogg": "OGG_OPUS", "any": "ANY", "mp3": "MP3", "flac": "FLAC"}
+#: Only containers the session can decode too: it measures every message, passthrough or not.
+PASSTHROUGH_FORMATS = {"ogg": "OGG_OPUS", "any": "ANY"}
 
 
 @dataclass(frozen=True)

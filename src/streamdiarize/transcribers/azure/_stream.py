@@ -160,10 +160,15 @@ class AzureStream(TranscriberStream):
         if connection is not None and self._phase is Phase.STREAMING:
             connection.source.write(pcm.tobytes())
 
-    async def write_encoded(self, data: bytes) -> None:
+    async def write_message(self, message: bytes, pcm: NDArray[np.int16]) -> None:
+        if not self._settings.passthrough:
+            await super().write_message(message, pcm)
+            return
+        if not message:
+            return
         await self._wait_for_room()
         if self._phase not in ENDED and self._connection is not None:
-            self._connection.source.write(data)
+            self._connection.source.write(message)
 
     async def _wait_for_acknowledgement(self) -> None:
         """Backpressure: never hold more unanswered audio than a reconnect can re-send.
