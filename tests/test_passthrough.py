@@ -32,10 +32,13 @@ class _RecordingStream(TranscriberStream):
         self._backend = backend
 
     async def write(self, pcm: NDArray[np.int16]) -> None:
-        self._backend.pcm_samples += pcm.size
+        raise AssertionError("a passthrough stream is handed messages, not PCM alone")
 
-    async def write_message(self, message: bytes, pcm: NDArray[np.int16]) -> None:
+    async def write_message(
+        self, message: bytes | bytearray | memoryview, pcm: NDArray[np.int16]
+    ) -> None:
         self._backend.received.extend(message)
+        self._backend.pcm_samples += pcm.size
 
     async def finish(self) -> None:
         self._backend.finished = True
@@ -65,10 +68,11 @@ async def test_the_backend_gets_the_bytes_as_sent_and_the_session_counts_their_a
         for message in messages:
             await session.send(message)
     assert bytes(backend.received) == b"".join(messages)
-    assert backend.pcm_samples == 0  # decoded to be measured, never handed over
     assert backend.finished
     reference = reference_pcm("A")  # FFmpeg's decode of the same bytes
     assert session.audio_seconds == pytest.approx(len(reference) / RATE, abs=0.1)
+    # Each message came with the audio decoded from it, the flush's included.
+    assert backend.pcm_samples == round(session.audio_seconds * RATE)
 
 
 async def test_a_decompression_bomb_is_refused_before_it_reaches_the_backend() -> None:

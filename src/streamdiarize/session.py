@@ -251,17 +251,16 @@ class TranscriptionSession:
         async with self._send_lock:
             if self._stream is None:  # close() or abort() ran while this send() waited
                 raise SessionClosedError("the session was closed while send() waited")
-            message = bytes(chunk)
             try:
-                if len(message) > LARGE_CHUNK_BYTES:
-                    pcm = await asyncio.to_thread(self._reassembler.feed, message, arrival)
+                if len(chunk) > LARGE_CHUNK_BYTES:
+                    pcm = await asyncio.to_thread(self._reassembler.feed, chunk, arrival)
                 else:
-                    pcm = self._reassembler.feed(message, arrival)
+                    pcm = self._reassembler.feed(chunk, arrival)
             except InputError as exc:
                 # The audio before the fault still counts; bytes that do not decode go nowhere.
                 await self._stream.write_message(b"", exc.pcm)
                 raise
-            await self._stream.write_message(message, pcm)
+            await self._stream.write_message(chunk, pcm)
 
     def _raise_backend_error(self) -> None:
         if self._results is not None and self._results.error is not None:

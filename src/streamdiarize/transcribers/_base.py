@@ -41,13 +41,16 @@ class TranscriberStream(abc.ABC):
     async def write(self, pcm: NDArray[np.int16]) -> None:
         """Queue 16 kHz int16 mono samples; waits when the backend is behind (backpressure)."""
 
-    async def write_message(self, message: bytes, pcm: NDArray[np.int16]) -> None:
+    async def write_message(
+        self, message: bytes | bytearray | memoryview, pcm: NDArray[np.int16]
+    ) -> None:
         """Queue one client message: its bytes as sent and the audio decoded from them.
 
         The session decodes every message, passthrough or not, so that its limits and
         ``audio_seconds`` hold on every path; PCM backends take ``pcm``, and a passthrough
         stream (``accepts_encoded``) overrides this to take ``message`` instead. ``message``
-        is empty when the audio comes from no new bytes (the flush at the end).
+        is empty when the audio comes from no new bytes (the flush at the end); it is the
+        caller's buffer, so a stream that keeps it must copy it.
         """
         if pcm.size:
             await self.write(pcm)

@@ -160,7 +160,9 @@ class AzureStream(TranscriberStream):
         if connection is not None and self._phase is Phase.STREAMING:
             connection.source.write(pcm.tobytes())
 
-    async def write_message(self, message: bytes, pcm: NDArray[np.int16]) -> None:
+    async def write_message(
+        self, message: bytes | bytearray | memoryview, pcm: NDArray[np.int16]
+    ) -> None:
         if not self._settings.passthrough:
             await super().write_message(message, pcm)
             return
@@ -168,7 +170,7 @@ class AzureStream(TranscriberStream):
             return
         await self._wait_for_room()
         if self._phase not in ENDED and self._connection is not None:
-            self._connection.source.write(message)
+            self._connection.source.write(bytes(message))  # the source keeps it
 
     async def _wait_for_acknowledgement(self) -> None:
         """Backpressure: never hold more unanswered audio than a reconnect can re-send.
