@@ -257,7 +257,11 @@ def run_chromium(
     finals: int,
     restart_after: int | None = None,
     screenshots: Path | None = None,
+    last_turn_start: float | None = None,
 ) -> PageRun:
+    """Record the fake microphone on the demo page until ``finals`` final lines are shown
+    (and, with ``last_turn_start``, one that starts in the last turn: an engine may cut a
+    turn into several lines), then stop and collect both sides."""
     before = (len(stack.sessions.started), len(audio_problems(stack)), time.monotonic())
     context = browser.new_context(viewport={"width": 1100, "height": 720})
     errors: list[str] = []
@@ -280,6 +284,8 @@ def run_chromium(
             page.locator("#interim:not([hidden])").wait_for(timeout=10_000)
             page.screenshot(path=str(screenshots / "live.png"))
         final.nth(finals - 1).wait_for(timeout=40_000)
+        if last_turn_start is not None:
+            wait_for_line_from(page, last_turn_start - 0.3, timeout=40.0)
         page.click("#stop")
         page.locator("#state[data-state='ended']").wait_for(timeout=20_000)
         lines = page.evaluate(LINES_JS)
@@ -291,6 +297,14 @@ def run_chromium(
         context.close()
     assert not errors, errors
     return finish_run(stack, before, lines)
+
+
+def wait_for_line_from(page: Any, start: float, timeout: float) -> None:
+    """Poll the page until a final line starts at ``start`` seconds or later."""
+    deadline = time.monotonic() + timeout
+    while not any(clock(line["time"]) >= start for line in page.evaluate(LINES_JS)):
+        assert time.monotonic() < deadline, f"no final line from {start:.1f} s on"
+        page.wait_for_timeout(200)
 
 
 def test_chromium_mediarecorder_webm_opus_with_restart(
@@ -363,7 +377,9 @@ def local_stack() -> Iterator[Stack]:
 
 def test_chromium_local_engine_transcribes_the_dialog(chromium: Any, local_stack: Stack) -> None:
     jiwer = pytest.importorskip("jiwer")
-    run = run_chromium(chromium, local_stack, "recorder", finals=5)
+    run = run_chromium(
+        chromium, local_stack, "recorder", finals=5, last_turn_start=DIALOG[-1]["start_s"]
+    )
     texts = [line["text"] for line in run.lines]
     error = jiwer.wer(" ".join(u["text"] for u in DIALOG).lower(), " ".join(texts).lower())
     print(f"local engine: {texts}, WER {error:.2f}, {run.seconds:.1f} s")
@@ -380,7 +396,13 @@ def test_chromium_local_engine_tells_two_voices_apart(
     """Four turns, two voices 0.7 s apart, from the fake microphone: two speakers, each on
     the lines of the turns it spoke (speaker corrections applied by the page)."""
     turns = json.loads((DIALOGS / "espeak_short.json").read_text())["turns"]
-    run = run_chromium(chromium_two_voices, local_stack, "recorder", finals=len(turns))
+    run = run_chromium(
+        chromium_two_voices,
+        local_stack,
+        "recorder",
+        finals=len(turns),
+        last_turn_start=turns[-1]["start_s"],
+    )
     assert (run.outcome.close_code, run.outcome.error) == (1000, None)
     speakers = speakers_by_turn(run.lines, [(t["start_s"], t["end_s"]) for t in turns])
     print(f"two voices: {[(line['speaker'], line['text']) for line in run.lines]}")

@@ -212,10 +212,11 @@ async def test_slow_consumer_makes_send_wait_instead_of_buffering() -> None:
     with wave.open(str(CAPTURES / "dialog.wav")) as w:
         dialog = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
     length = len(dialog) / 16000
-    stream = np.tile(dialog, 3)  # 50 s, 15 phrases
+    repeats = 6  # 100 s, 30 phrases: room for a service that lags far behind a loaded machine
+    stream = np.tile(dialog, repeats)
     phrases = [
         ScriptedPhrase(u["text"], u["start_s"] + k * length, u["end_s"] + k * length)
-        for k in range(3)
+        for k in range(repeats)
         for u in UTTERANCES
     ]
     messages = [stream[i : i + 1600].tobytes() for i in range(0, len(stream), 1600)]
@@ -235,8 +236,7 @@ async def test_slow_consumer_makes_send_wait_instead_of_buffering() -> None:
                 break
             sent += 1
         assert blocked is not None, "send() accepted all audio although nothing was read"
-        assert session.pending_segments >= 2  # (results already in flight still arrive)
-        assert sent < len(messages) - 16 * 5  # stalled well before the end
+        assert session.pending_segments >= 2  # stalled by unread segments, not by the end
         segments = []
         while not blocked.done():  # reading lets send() continue
             segments.append(await asyncio.wait_for(session.__anext__(), 5.0))
