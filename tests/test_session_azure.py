@@ -272,6 +272,19 @@ async def test_send_waiting_when_the_session_closes_gets_a_clear_error(
         await asyncio.wait_for(waiting, 5.0)
 
 
+def test_credentials_fill_only_their_blanks_from_a_given_environment() -> None:
+    environ = {"SPEECH_KEY": "env-key", "SPEECH_REGION": "westeurope"}
+    token = sd.AzureCredentials(auth_token="aad#r#t", endpoint="wss://x.example/speech")
+    filled = token.with_environment(environ)
+    assert (filled.key, filled.region, filled.endpoint) == (None, None, "wss://x.example/speech")
+    keyed = sd.AzureCredentials(host="ws://127.0.0.1:9").with_environment(environ)
+    assert (keyed.key, keyed.region, keyed.host) == ("env-key", None, "ws://127.0.0.1:9")
+    with pytest.raises(sd.ConfigurationError, match="SPEECH_REGION"):
+        sd.AzureCredentials(key="k").with_environment({})
+    with pytest.raises(sd.ConfigurationError, match="endpoint="):
+        sd.AzureCredentials(token_credential=object(), region="westeurope").with_environment({})
+
+
 def test_an_explicit_location_ignores_location_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SPEECH_KEY", "env-key")
     monkeypatch.setenv("SPEECH_HOST", "ws://127.0.0.1:9")

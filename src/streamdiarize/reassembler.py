@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from ._decode_chain import EMPTY_PCM, PCM, DecodeChain
 from ._exceptions import ConfigurationError, InputError, UnsupportedFormatError
+from ._speech_rate import SPEECH_SAMPLE_RATE
 from .containers import DEFAULT_MAX_BUFFERED, TrackInfo
 from .containers._registry import make_demuxer
 from .formats import (
@@ -86,7 +87,7 @@ class ChunkReassembler:
         sample_rate: int | None = None,
         sample_format: SampleFormat | str | None = None,
         channels: int = 1,
-        target_rate: int = 16_000,
+        target_rate: int = SPEECH_SAMPLE_RATE,
         max_buffered: int = DEFAULT_MAX_BUFFERED,
         max_feed_seconds: float | None = DEFAULT_MAX_FEED_SECONDS,
     ) -> None:

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from .._speech_rate import SPEECH_SAMPLE_RATE as _RATE
 from ._recognizers import Hypothesis, Phrase, TurnInfo
 
 __all__ = ["EnergyRecognizer"]
 
-_RATE = 16_000
 _FRAME = 512  # 32 ms
 _FRAME_SECONDS = _FRAME / _RATE
 _MIN_LAG, _MAX_LAG = _RATE // 400, _RATE // 60  # pitch search range 60-400 Hz

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from .._speech_rate import SPEECH_SAMPLE_RATE as SAMPLE_RATE
+
 __all__ = [
     "SAMPLE_RATE",
     "Hypothesis",
@@ -28,9 +30,6 @@ __all__ = [
     "TurnRecognizer",
     "WordTiming",
 ]
-
-#: The PCM rate the service is fed.
-SAMPLE_RATE = 16_000
 
 
 @dataclass(frozen=True, slots=True)

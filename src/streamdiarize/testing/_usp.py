@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._exceptions import StreamDiarizeError
+from .._speech_rate import SPEECH_SAMPLE_RATE
 
 __all__ = [
     "JSON_CONTENT_TYPE",
@@ -109,7 +110,7 @@ class WaveFormat:
         return (self.format_tag, self.channels, self.sample_rate, self.bits_per_sample) == (
             1,
             1,
-            16_000,
+            SPEECH_SAMPLE_RATE,
             16,
         )
 

@@ -16,12 +16,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._exceptions import TranscriberError
+from .._speech_rate import SPEECH_SAMPLE_RATE as SAMPLE_RATE
 from ..segment import Segment
 
 __all__ = ["SAMPLE_RATE", "SegmentSink", "Transcriber", "TranscriberStream"]
-
-#: The PCM rate every transcriber stream receives.
-SAMPLE_RATE = 16_000
 
 
 class SegmentSink(Protocol):

@@ -100,7 +100,7 @@ class AzureTranscriber(Transcriber):
         if not pace_audio:
             props.update(NO_PACING)
         self.settings = AzureSettings(
-            credentials=AzureCredentials.resolve(
+            credentials=AzureCredentials(
                 key=key,
                 region=region,
                 endpoint=endpoint,
@@ -108,7 +108,7 @@ class AzureTranscriber(Transcriber):
                 auth_token=auth_token,
                 token_provider=token_provider,
                 token_credential=token_credential,
-            ),
+            ).with_environment(),
             languages=tuple(languages),
             word_timestamps=word_timestamps,
             diarize_interim=diarize_interim,

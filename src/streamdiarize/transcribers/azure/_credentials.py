@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..._exceptions import ConfigurationError
@@ -66,38 +66,24 @@ class AzureCredentials:
             f"token_credential={_type_name(self.token_credential)})"
         )
 
-    @classmethod
-    def resolve(
-        cls,
-        *,
-        key: str | None = None,
-        region: str | None = None,
-        endpoint: str | None = None,
-        host: str | None = None,
-        auth_token: str | None = None,
-        token_provider: Callable[[], str] | None = None,
-        token_credential: Any = None,
-        environ: Mapping[str, str] | None = None,
-    ) -> AzureCredentials:
-        """Arguments first, then the ``SPEECH_KEY``/``_REGION``/``_ENDPOINT``/``_HOST`` variables.
+    def with_environment(self, environ: Mapping[str, str] | None = None) -> AzureCredentials:
+        """These arguments, blanks filled from ``SPEECH_KEY``/``_REGION``/``_ENDPOINT``/``_HOST``.
 
         Raises:
             ConfigurationError: nothing authenticates or nothing locates the service; the
                 message names the variables to set (never their values).
         """
         env = os.environ if environ is None else environ
-        has_token = bool(auth_token or token_provider or token_credential)
+        has_token = bool(self.auth_token or self.token_provider or self.token_credential)
         # An argument for one kind (credential, location) ignores every variable of that kind:
         # a leftover SPEECH_HOST must not override an explicit region=.
-        located = bool(region or endpoint or host)
-        creds = cls(
-            key=key or (None if has_token else env.get(ENV_KEY)) or None,
-            region=region or (None if located else env.get(ENV_REGION)) or None,
-            endpoint=endpoint or (None if located else env.get(ENV_ENDPOINT)) or None,
-            host=host or (None if located else env.get(ENV_HOST)) or None,
-            auth_token=auth_token,
-            token_provider=token_provider,
-            token_credential=token_credential,
+        located = bool(self.region or self.endpoint or self.host)
+        creds = replace(
+            self,
+            key=self.key or (None if has_token else env.get(ENV_KEY)) or None,
+            region=self.region or (None if located else env.get(ENV_REGION)) or None,
+            endpoint=self.endpoint or (None if located else env.get(ENV_ENDPOINT)) or None,
+            host=self.host or (None if located else env.get(ENV_HOST)) or None,
         )
         if not (creds.key or has_token):
             raise ConfigurationError(

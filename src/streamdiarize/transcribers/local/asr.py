@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..._exceptions import BackendUnavailableError, ConfigurationError
+from ..._speech_rate import SPEECH_SAMPLE_RATE as SAMPLE_RATE
 
 __all__ = [
     "INSTALL_HINT",
@@ -37,7 +38,6 @@ __all__ = [
 ]
 
 INSTALL_HINT = "pip install 'streamdiarize[local]'"
-SAMPLE_RATE = 16_000
 MAX_SAMPLES = 30 * SAMPLE_RATE  # one Whisper window
 _FRAME = 160  # samples per log-mel frame
 #: The encoder reads the utterance rounded up to 5 s steps, and at least 10 s, instead of a

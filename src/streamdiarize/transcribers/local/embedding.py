@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..._exceptions import BackendUnavailableError
+from ..._speech_rate import SPEECH_SAMPLE_RATE as SAMPLE_RATE
 from ._vectors import l2_normalize
 
 __all__ = [
@@ -34,7 +35,6 @@ __all__ = [
     "partial_slices",
 ]
 
-SAMPLE_RATE = 16_000
 N_FFT = 400  # 25 ms
 HOP = 160  # 10 ms
 N_MELS = 40

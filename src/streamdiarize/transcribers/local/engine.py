@@ -45,6 +45,7 @@ from numpy.typing import NDArray
 
 from ..._audio_buffer import AudioBuffer
 from ..._exceptions import SessionClosedError
+from ..._speech_rate import SPEECH_SAMPLE_RATE as SAMPLE_RATE
 from ...segment import Segment, Word
 from .asr import WhisperRecognizer, available_cores
 from .clustering import voice_similarity
@@ -61,7 +62,6 @@ __all__ = [
     "recognize",
 ]
 
-SAMPLE_RATE = 16_000
 #: Speaker label of interim hypotheses (the speaker is decided when the turn ends).
 UNKNOWN_SPEAKER = "Unknown"
 _LOOKAHEAD = 0.5  # seconds Whisper hears past a cut, so that the cut falls between words

@@ -15,6 +15,8 @@ import functools
 import numpy as np
 from numpy.typing import NDArray
 
+from ..._speech_rate import SPEECH_SAMPLE_RATE as SAMPLE_RATE
+
 __all__ = [
     "FRAME_LENGTH",
     "FRAME_SHIFT",
@@ -25,7 +27,6 @@ __all__ = [
     "num_frames",
 ]
 
-SAMPLE_RATE = 16_000
 FRAME_LENGTH = 400  # 25 ms
 FRAME_SHIFT = 160  # 10 ms
 N_FFT = 512  # the frame rounded up to a power of two

@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..._exceptions import BackendUnavailableError, ConfigurationError
+from ..._speech_rate import SPEECH_SAMPLE_RATE as SAMPLE_RATE
 
 __all__ = [
     "CONTEXT",
@@ -39,7 +40,6 @@ __all__ = [
     "VoiceActivityDetector",
 ]
 
-SAMPLE_RATE = 16_000
 WINDOW = 512  # samples per model step (32 ms); fixed by Silero for 16 kHz
 CONTEXT = 64  # samples of the previous window the model sees before each window
 _STATE_SHAPE = (1, 1, 128)
