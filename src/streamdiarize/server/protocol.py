@@ -162,22 +162,16 @@ class ProtocolError(StreamDiarizeError):
     Attributes:
         code: what went wrong, as the client sees it.
         text: the human-readable explanation sent to the client.
+        close_code: the WebSocket close code to use.
+        close_reason: ``text`` cut to the 123 bytes a close frame allows.
     """
 
     def __init__(self, code: ErrorCode, text: str) -> None:
         super().__init__(f"{code.value}: {text}")
         self.code = code
         self.text = text
-
-    @property
-    def close_code(self) -> int:
-        """The WebSocket close code to use."""
-        return self.code.close_code
-
-    @property
-    def close_reason(self) -> str:
-        """A close reason within the 123 bytes a close frame allows."""
-        return _truncate_utf8(self.text, 123)
+        self.close_code = code.close_code
+        self.close_reason = _truncate_utf8(text, 123)
 
     def message(self) -> str:
         """The ``error`` message (JSON text) for the client."""
