@@ -30,12 +30,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import streamdiarize as sd
+from streamdiarize.engines import open_engine
 from streamdiarize.segment import Segment
 from streamdiarize.transcribe import (
     FIRST_CHUNK_BYTES,
     ChunkPlanner,
     Progress,
-    open_transcriber,
     sample_path,
     transcribe_file,
 )
@@ -315,31 +315,31 @@ async def test_raw_frames_need_and_take_a_mime(tmp_path: Path) -> None:
     assert len(backend.pcm) == pytest.approx(RATE, abs=2)
 
 
-# -- open_transcriber ------------------------------------------------------------------------
+# -- open_engine -------------------------------------------------------------------------------
 
 
 def test_engine_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("SPEECH_KEY", "SPEECH_REGION", "SPEECH_ENDPOINT", "SPEECH_HOST"):
         monkeypatch.delenv(name, raising=False)
-    with open_transcriber() as transcriber:
-        assert type(transcriber).__name__ == "LocalTranscriber"
-    with pytest.raises(sd.ConfigurationError, match="SPEECH_KEY"), open_transcriber("azure"):
+    with open_engine() as engine:
+        assert type(engine.transcriber).__name__ == "LocalTranscriber"
+    with pytest.raises(sd.ConfigurationError, match="SPEECH_KEY"), open_engine("azure"):
         pass
     monkeypatch.setenv("SPEECH_KEY", "k")
     monkeypatch.setenv("SPEECH_REGION", "westeurope")
-    with open_transcriber() as transcriber:
-        assert isinstance(transcriber, sd.AzureTranscriber)
+    with open_engine() as engine:
+        assert isinstance(engine.transcriber, sd.AzureTranscriber)
     with (
         pytest.raises(sd.ConfigurationError, match="Azure finds"),
-        open_transcriber("azure", max_speakers=2),
+        open_engine("azure", max_speakers=2),
     ):
         pass
     with (
         pytest.raises(sd.ConfigurationError, match="English-only"),
-        open_transcriber("local", languages=["en-US", "de-DE"]),
+        open_engine("local", languages=["en-US", "de-DE"]),
     ):
         pass
-    with pytest.raises(sd.ConfigurationError, match="unknown engine"), open_transcriber("x"):
+    with pytest.raises(sd.ConfigurationError, match="unknown engine"), open_engine("x"):
         pass
 
 

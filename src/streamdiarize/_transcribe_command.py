@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from ._exceptions import BackendUnavailableError, ConfigurationError, UnsupportedFormatError
+from .engines import ENGINES, open_engine
 from .output import FORMATS, SegmentWriter, make_writer
 from .segment import Segment
-from .transcribe import ENGINES, Progress, open_transcriber, sample_path, transcribe_file
+from .transcribe import Progress, sample_path, transcribe_file
 from .transcribers import Transcriber
 
 __all__ = ["add_arguments", "run"]
@@ -136,13 +137,13 @@ def _run(args: argparse.Namespace) -> int:
     # empty file left behind by a missing key).
     with (
         _input(args) as (source, file_id),
-        open_transcriber(
-            args.engine,
+        open_engine(
+            args.engine or None,
             languages=args.languages or (),
             min_speakers=args.min_speakers,
             max_speakers=args.max_speakers,
             interim_results=args.interim,
-        ) as transcriber,
+        ) as engine,
         _output(args.output) as stream,
     ):
         if args.file is None:
@@ -152,7 +153,7 @@ def _run(args: argparse.Namespace) -> int:
         writer = make_writer(args.format, stream, file_id=file_id, interim=args.interim)
         bar = _ProgressBar(file_id)
         try:
-            asyncio.run(_transcribe(args, source, transcriber, writer, bar))
+            asyncio.run(_transcribe(args, source, engine.transcriber, writer, bar))
         finally:
             bar.close()
         writer.close()  # after an error only what was written (and flushed) stays

@@ -1,4 +1,4 @@
-"""The speech engines by name: one registry for ``open_transcriber()``, the CLI and the server.
+"""The speech engines by name: one registry for the library, the CLI and the server.
 
 * ``local``: the embedded offline engine (extra ``local``).
 * ``azure``: Azure Speech, credentials from ``SPEECH_KEY`` and ``SPEECH_REGION`` (or an

@@ -16,10 +16,10 @@ ones, like a MediaRecorder's ``timeslice``. The same rule works for pipes, whose
 unknown. ``realtime=True`` holds each chunk back until the wall clock reaches the end of the
 audio it is estimated to carry, so a backend sees the pace of a live microphone.
 
-:func:`open_transcriber` builds the backends the ``streamdiarize transcribe`` command offers
-(:data:`ENGINES`, from the one registry in :mod:`streamdiarize.engines`): ``azure``, ``local``
-and ``fake`` (the real Azure SDK against :class:`~streamdiarize.testing.FakeSpeechService`
-answering with the local engine).
+:func:`~streamdiarize.engines.open_engine` builds the backends the ``streamdiarize
+transcribe`` command offers (:data:`ENGINES`): ``azure``, ``local`` and ``fake`` (the real
+Azure SDK against :class:`~streamdiarize.testing.FakeSpeechService` answering with the local
+engine); its ``transcriber`` is what :func:`transcribe_file` takes.
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ import contextlib
 import importlib.resources
 import os
 import threading
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from ._exceptions import ConfigurationError, InputError, UnsupportedFormatError
-from .engines import ENGINES, open_engine
+from .engines import ENGINES
 from .segment import Segment
 from .session import TranscriptionSession
 from .transcribers import Transcriber
@@ -45,7 +45,6 @@ __all__ = [
     "FIRST_CHUNK_BYTES",
     "ChunkPlanner",
     "Progress",
-    "open_transcriber",
     "sample_path",
     "transcribe_file",
 ]
@@ -341,40 +340,3 @@ async def _pump(
         planner.update(sent, session.audio_seconds)
         if progress is not None:
             progress(Progress(sent, reader.total, session.audio_seconds))
-
-
-@contextlib.contextmanager
-def open_transcriber(
-    engine: str | None = None,
-    *,
-    languages: Sequence[str] = (),
-    min_speakers: int | None = None,
-    max_speakers: int | None = None,
-    interim_results: bool = False,
-) -> Iterator[Transcriber]:
-    """Build a backend by name; for ``fake``, the emulator runs until the block ends.
-
-    The transcriber of :func:`streamdiarize.engines.open_engine`, the one engine registry.
-
-    Args:
-        engine: ``"local"``, ``"azure"`` or ``"fake"``; ``None``: ``azure`` when
-            ``SPEECH_KEY`` and ``SPEECH_REGION`` (or an endpoint) are set, else ``local``.
-        languages: BCP-47 locales (Azure: several for language identification). The local
-            model is English-only: only ``en``/``en-*`` are accepted for ``local``/``fake``.
-        min_speakers: at least this many speakers (``local`` and ``fake``).
-        max_speakers: cap on distinct speakers (``local`` and ``fake``).
-        interim_results: for ``fake``: have the emulator send hypotheses too.
-
-    Raises:
-        ConfigurationError: an unknown engine, Azure without credentials, or an option the
-            engine does not have.
-        BackendUnavailableError: ``local``/``fake`` without the ``local`` extra.
-    """
-    with open_engine(
-        engine or None,
-        languages=languages,
-        min_speakers=min_speakers,
-        max_speakers=max_speakers,
-        interim_results=interim_results,
-    ) as built:
-        yield built.transcriber
