@@ -285,7 +285,12 @@ def run_chromium(
             page.screenshot(path=str(screenshots / "live.png"))
         final.nth(finals - 1).wait_for(timeout=40_000)
         if last_turn_start is not None:
-            wait_for_line_from(page, last_turn_start - 0.3, timeout=40.0)
+            start = last_turn_start - 0.3
+            wait_until(
+                lambda: any(clock(line["time"]) >= start for line in page.evaluate(LINES_JS)),
+                40,
+                what=f"a final line from {start:.1f} s on",
+            )
         page.click("#stop")
         page.locator("#state[data-state='ended']").wait_for(timeout=20_000)
         lines = page.evaluate(LINES_JS)
@@ -297,14 +302,6 @@ def run_chromium(
         context.close()
     assert not errors, errors
     return finish_run(stack, before, lines)
-
-
-def wait_for_line_from(page: Any, start: float, timeout: float) -> None:
-    """Poll the page until a final line starts at ``start`` seconds or later."""
-    deadline = time.monotonic() + timeout
-    while not any(clock(line["time"]) >= start for line in page.evaluate(LINES_JS)):
-        assert time.monotonic() < deadline, f"no final line from {start:.1f} s on"
-        page.wait_for_timeout(200)
 
 
 def test_chromium_mediarecorder_webm_opus_with_restart(
