@@ -1,7 +1,8 @@
-"""Passthrough backends (``accepts_encoded``, e.g. ``AzureTranscriber(passthrough=True)``) get
-the client's bytes as sent, and the session's limits hold for them as for PCM backends: the
-session decodes every message, so ``audio_seconds``, the decompression-bomb cap, typed errors
-for bytes that are not audio and the server's audio-length cap do not depend on the backend.
+"""Passthrough backends (streams that take ``write_message``'s bytes, e.g.
+``AzureTranscriber(passthrough=True)``) get the client's bytes as sent, and the session's
+limits hold for them as for PCM backends: the session decodes every message, so
+``audio_seconds``, the decompression-bomb cap, typed errors for bytes that are not audio and
+the server's audio-length cap do not depend on the backend.
 
 The backend here is a recorder of our own ``Transcriber`` protocol (what a passthrough backend
 is handed is the point of the test); Azure's passthrough needs GStreamer inside the SDK.
@@ -49,8 +50,6 @@ class _RecordingStream(TranscriberStream):
 
 class RecordingPassthrough(Transcriber):
     """A passthrough backend that keeps every byte it is handed."""
-
-    accepts_encoded = True
 
     def __init__(self) -> None:
         self.received = bytearray()

@@ -46,9 +46,9 @@ class TranscriberStream(abc.ABC):
 
         The session decodes every message, passthrough or not, so that its limits and
         ``audio_seconds`` hold on every path; PCM backends take ``pcm``, and a passthrough
-        stream (``accepts_encoded``) overrides this to take ``message`` instead. ``message``
-        is empty when the audio comes from no new bytes (the flush at the end); it is the
-        caller's buffer, so a stream that keeps it must copy it.
+        stream (Azure ``passthrough=True``) overrides this to take ``message`` instead.
+        ``message`` is empty when the audio comes from no new bytes (the flush at the end); it
+        is the caller's buffer, so a stream that keeps it must copy it.
         """
         if pcm.size:
             await self.write(pcm)
@@ -63,14 +63,7 @@ class TranscriberStream(abc.ABC):
 
 
 class Transcriber(abc.ABC):
-    """A speech backend's settings; opens one stream per session.
-
-    Attributes:
-        accepts_encoded: True when streams take the client's container bytes as they are
-            (Azure ``passthrough=True``) instead of decoded PCM.
-    """
-
-    accepts_encoded: bool = False
+    """A speech backend's settings; opens one stream per session."""
 
     @abc.abstractmethod
     async def open(self, sink: SegmentSink, *, interim_results: bool = False) -> TranscriberStream:

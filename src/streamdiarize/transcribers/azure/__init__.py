@@ -126,7 +126,6 @@ class AzureTranscriber(Transcriber):
             segmentation_silence_ms=segmentation_silence_ms,
             properties=props,
         )
-        self.accepts_encoded = passthrough
         self.token_refresh_seconds = 8 * 60.0
 
     def __repr__(self) -> str:
@@ -134,7 +133,7 @@ class AzureTranscriber(Transcriber):
         where = c.host or c.endpoint or c.region
         return (
             f"AzureTranscriber(languages={list(self.languages)}, where={where!r}, "
-            f"key={mask_secret(c.key)}, passthrough={self.accepts_encoded})"
+            f"key={mask_secret(c.key)}, passthrough={self.settings.passthrough})"
         )
 
     @property
