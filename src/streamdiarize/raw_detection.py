@@ -7,8 +7,12 @@ declare nothing. Two facts about such a stream are still knowable:
   float32 microphone samples are small finite floats, int16 samples read as float32 are not);
 * the **sample rate** shows in no byte, but a live page sends audio as fast as its
   AudioContext produces it: bytes per second of *arrival time*, divided by the frame size, is
-  the rate. :class:`RateEstimator` fits that slope over the first 1-2 s of the stream and
-  :func:`snap_rate` rounds it to the nearest standard rate.
+  the rate. :class:`RateEstimator` measures that slope over the first 1-2 s of the stream and
+  :func:`snap_rate` rounds it to the nearest standard rate. A message is never read before its
+  audio exists, but often after: the browser's callbacks jitter, and a server that is busy
+  opening its session (connecting to Azure, loading a model) reads a backlog in one burst. So
+  the slope is that of the lower envelope of arrival times (the messages read on time), not a
+  least-squares line, which a single stall bends by a whole standard rate.
 
 A file pushed faster than real time defeats the second measurement; then the rate must be
 declared (``AudioFormat.raw(48000)``, ``mime="audio/pcm;rate=48000"``, ``?rate=48000``).
@@ -20,10 +24,12 @@ pass arrival timestamps (seconds on any monotonic clock); nothing reads a clock.
 
 from __future__ import annotations
 
+import bisect
 import logging
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ._exceptions import UnsupportedFormatError
 from .formats import AudioFormat, Container, SampleFormat, guess_raw_sample_format
@@ -42,19 +48,37 @@ logger = logging.getLogger("streamdiarize.raw")
 #: The rates an AudioContext or a converting page produces, in Hz.
 STANDARD_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000)
 
-#: Arrival time measured before a rate is accepted, and the most measured before giving up.
+#: Arrival time measured before a rate is accepted, and after which the looser tolerance
+#: applies; after GIVE_UP_SECONDS a rate still not measured is an error.
 MIN_SECONDS = 1.0
 MAX_SECONDS = 2.0
+GIVE_UP_SECONDS = 8.0
 #: How far (relative) a measurement may be from a standard rate: early, and at MAX_SECONDS.
 #: 44.1 and 48 kHz are 8.5 % apart, so both stay well under the half-way mark.
 EARLY_TOLERANCE = 0.025
 LATE_TOLERANCE = 0.04
-#: Audio a live client may have produced before its first message (start-up bursts).
-BURST_SECONDS = 0.5
+#: A steady measurement this far from every standard rate is no jitter (a file pushed at
+#: 1.5x, say): refused at MAX_SECONDS. Nearer ones are measured on until GIVE_UP_SECONDS:
+#: the last message of a backlog can be late by its own length (256 ms for 4096 frames at
+#: 16 kHz), which bends the envelope until on-time messages follow it in its first quarter.
+FAR_OFF = 0.25
+#: The newest arrival time left out to check a measurement is steady: the envelope's last
+#: quarter at MIN_SECONDS, so a stall long enough to bend it is caught.
+RECENT_SECONDS = MIN_SECONDS / 4
+#: Arrival gaps longer than this (and than three typical gaps) restart the measurement.
+GAP_SECONDS = 0.25
+#: How much more or less late than an envelope point the message after it may be and still
+#: corroborate it (browsers' callback jitter is about 10 ms).
+CORROBORATION_SECONDS = 0.02
+#: Audio a live client may have sent before the server read its first message: start-up
+#: bursts, and the seconds a server spends opening its session while the page already streams.
+BACKLOG_SECONDS = 5.0
 #: Wall-clock seconds of digital silence held before giving up on the sample format.
 SILENCE_SECONDS = 10.0
 #: Non-zero float32 words after which bytes that fit neither sample format are an error.
 UNDECIDED_WORDS = 16_384
+#: Most refinements of the envelope's two points (they settle in two or three).
+_ENVELOPE_REFINEMENTS = 8
 
 
 def snap_rate(measured: float) -> tuple[int, float]:
@@ -75,6 +99,9 @@ class RateEstimate:
         seconds: arrival time the measurement spans.
         messages: non-empty messages measured.
         deviation: relative distance between ``measured`` and ``rate``.
+        corroborated: whether the quarters of both points the measurement rests on hold a
+            message that, like the one after it, is as punctual as that point (so the point
+            is no backlog's last message); a live decision needs it.
     """
 
     rate: int
@@ -82,6 +109,7 @@ class RateEstimate:
     seconds: float
     messages: int
     deviation: float
+    corroborated: bool = True
 
     def __str__(self) -> str:
         return (
@@ -94,9 +122,15 @@ class RateEstimator:
     """Measures bytes per second of arrival time; sans-I/O, arrival times are given.
 
     Record each non-empty message with :meth:`observe`, then ask :meth:`estimate` for the
-    rate once the frame size is known. The slope is a least-squares fit of cumulative bytes
-    against arrival time: robust to the 10 ms scheduling jitter browsers show (Chromium's
-    1024-frame messages come 20, 20, 30 ms apart), which an end-to-end ratio is not.
+    rate once the frame size is known. A message's audio ends ``total / rate`` seconds after
+    the stream began, and it cannot arrive earlier; it arrives later by the browser's jitter
+    (Chromium's 1024-frame messages come 20, 20, 30 ms apart) or by a stall in whoever reads
+    the socket, after which a backlog lands at once. Lateness is thus never negative, and the
+    rate is the slope through the least late message of the first and of the last quarter of
+    the span: the lower envelope, found in a few refinements (clock-skew estimation over
+    one-way delays does the same). Where a least-squares line through a 0.7 s stall halves the
+    rate, this stays within the jitter over the span. A measurement starts after the last long
+    gap in arrivals and says whether its two points are corroborated (see :meth:`estimate`).
     """
 
     def __init__(self) -> None:
@@ -124,23 +158,95 @@ class RateEstimator:
         self._times.append(arrival)
         self._totals.append(self._total)
 
-    def bytes_per_second(self) -> float | None:
-        """The fitted byte rate, or ``None`` before two messages at distinct times."""
-        if len(self._times) < 2 or self.span <= 0:
-            return None
-        times = np.asarray(self._times, dtype=np.float64)
-        totals = np.asarray(self._totals, dtype=np.float64)
-        slope, _ = np.polyfit(times - times[0], totals, 1)
-        return float(slope)
+    def bytes_per_second(self, until: float | None = None) -> float | None:
+        """The byte rate of the arrival times' lower envelope (over the messages of the first
+        ``until`` seconds, when given, and since their last long gap); ``None`` before two
+        messages at distinct times."""
+        estimate = self.estimate(1, until)
+        return None if estimate is None else estimate.measured
 
-    def estimate(self, frame_bytes: int) -> RateEstimate | None:
-        """The measurement in frames of ``frame_bytes``, snapped; ``None`` before two messages."""
-        byte_rate = self.bytes_per_second()
-        if byte_rate is None:
+    def estimate(
+        self, frame_bytes: int, until: float | None = None, *, whole: bool = False
+    ) -> RateEstimate | None:
+        """The measurement in frames of ``frame_bytes``, snapped; ``None`` before two messages.
+
+        It spans the messages since the last gap in arrivals longer than
+        :data:`GAP_SECONDS` (and three typical gaps): what a stalled reader read before its
+        stall says nothing about when the backlog after it was sent. ``whole``: the whole
+        span, gaps and all (at the end of a stream, when nothing better will come).
+        """
+        count = self._count(until)
+        origin = 0 if whole else self._origin(count)
+        if count - origin < 2 or self._times[count - 1] <= self._times[origin]:
             return None
+        times = np.asarray(self._times[origin:count], dtype=np.float64)
+        totals = np.asarray(self._totals[origin:count], dtype=np.float64)
+        byte_rate, corroborated = _envelope_slope(times - times[0], totals)
         measured = byte_rate / frame_bytes
         rate, deviation = snap_rate(measured)
-        return RateEstimate(rate, measured, self.span, len(self._times), deviation)
+        seconds = float(times[-1] - times[0])
+        return RateEstimate(rate, measured, seconds, count - origin, deviation, corroborated)
+
+    def _count(self, until: float | None) -> int:
+        """How many messages arrived within ``until`` seconds of the first (all: ``None``)."""
+        if until is None or not self._times:
+            return len(self._times)
+        return bisect.bisect_right(self._times, self._times[0] + until)
+
+    def _origin(self, count: int) -> int:
+        """The first of the first ``count`` messages after their last long gap."""
+        if count < 3:
+            return 0
+        gaps = np.diff(np.asarray(self._times[:count], dtype=np.float64))
+        longest = max(GAP_SECONDS, 3 * float(np.median(gaps)))
+        after = np.flatnonzero(gaps > longest)
+        return int(after[-1]) + 1 if after.size else 0
+
+
+def _punctual_pair(
+    lateness: NDArray[np.float64],
+    successor: NDArray[np.intp],
+    quarter: NDArray[np.intp],
+    least: float,
+) -> bool:
+    """Whether a message of ``quarter`` and the next one at least CORROBORATION_SECONDS after
+    it are both within CORROBORATION_SECONDS of the ``least`` lateness."""
+    has_successor = quarter[successor[quarter] < len(lateness)]
+    near = np.abs(lateness - least) <= CORROBORATION_SECONDS
+    return bool(np.any(near[has_successor] & near[successor[has_successor]]))
+
+
+def _envelope_slope(times: NDArray[np.float64], totals: NDArray[np.float64]) -> tuple[float, bool]:
+    """Bytes per second through the least late message of the span's first and last quarter,
+    and whether each is corroborated: its quarter holds a message that, like the first message
+    at least :data:`CORROBORATION_SECONDS` after it (so not of the same burst), is as late,
+    give or take that much.
+
+    ``times`` start at 0 and end above it. Lateness is judged against the slope found so far,
+    starting from the end-to-end ratio; the two points settle in two or three refinements. A
+    lone least-late message may be the last of a backlog, late by up to its own length; in a
+    steady stream the next one is as punctual, where after a backlog's last message the next
+    is early by the time that message waited.
+    """
+    head = np.flatnonzero(times <= times[-1] / 4)
+    tail = np.flatnonzero(times >= 3 * times[-1] / 4)
+    slope = (totals[-1] - totals[0]) / times[-1]
+    chosen = (-1, -1)
+    for _ in range(_ENVELOPE_REFINEMENTS):
+        lateness = times - totals / slope
+        first = int(head[np.argmin(lateness[head])])
+        last = int(tail[np.argmin(lateness[tail])])
+        if (first, last) == chosen or times[last] <= times[first]:
+            break
+        chosen = (first, last)
+        slope = (totals[last] - totals[first]) / (times[last] - times[first])
+    lateness = times - totals / slope
+    successor = np.searchsorted(times, times + CORROBORATION_SECONDS)
+    corroborated = all(
+        _punctual_pair(lateness, successor, quarter, lateness[point])
+        for quarter, point in ((head, first), (tail, last))
+    )
+    return float(slope), corroborated
 
 
 class RawFormatDetector:
@@ -254,21 +360,48 @@ class RawFormatDetector:
         span = self._rates.span
         if span < MIN_SECONDS and not final:
             return None
-        estimate = self._rates.estimate(sample_format.itemsize * self._channels)
-        if estimate is None or span < MIN_SECONDS / 2:
+        frame_bytes = sample_format.itemsize * self._channels
+        estimate = self._rates.estimate(frame_bytes)
+        if final and (estimate is None or estimate.seconds < MIN_SECONDS / 2):
+            estimate = self._rates.estimate(frame_bytes, whole=True)
+        if final and (estimate is None or estimate.seconds < MIN_SECONDS / 2):
             raise self._too_short(sample_format)
-        late = final or span >= MAX_SECONDS
-        if estimate.deviation <= (LATE_TOLERANCE if late else EARLY_TOLERANCE):
+        given_up = final or span >= GIVE_UP_SECONDS
+        if not final and (estimate is None or estimate.seconds < MIN_SECONDS):
+            if given_up:
+                raise self._unsteady(estimate)
+            return None  # a backlog is being read: measure from there on
+        assert estimate is not None  # for mypy: None raised or returned above
+        late = final or estimate.seconds >= MAX_SECONDS
+        steady = final or (estimate.corroborated and self._steady(estimate, frame_bytes))
+        if steady and estimate.deviation <= (LATE_TOLERANCE if late else EARLY_TOLERANCE):
             self.evidence = estimate
             return estimate.rate
-        if not late:
-            return None  # jitter may still settle: measure up to MAX_SECONDS
-        raise self._no_standard_rate(estimate)
+        if steady and late and (given_up or estimate.deviation > FAR_OFF):
+            raise self._no_standard_rate(estimate)
+        if given_up:
+            raise self._unsteady(estimate)
+        return None  # jitter may still settle, or a backlog still be read: measure on
+
+    def _steady(self, estimate: RateEstimate, frame_bytes: int) -> bool:
+        """Whether the span without its last :data:`RECENT_SECONDS` (if that leaves half of
+        MIN_SECONDS of arrivals) measures the same rate.
+
+        The newest message can be the first of a backlog, late by the whole stall, and the
+        envelope's last point then bends towards it; the span before it has not seen the
+        stall and disagrees until the backlog is read.
+        """
+        earlier = self._rates.estimate(frame_bytes, until=self._rates.span - RECENT_SECONDS)
+        return (
+            earlier is not None
+            and earlier.seconds >= MIN_SECONDS / 2
+            and abs(earlier.measured / estimate.measured - 1) <= LATE_TOLERANCE
+        )
 
     def _check_real_time(self) -> None:
-        """More bytes than 48 kHz float32 makes in the time seen (plus a start-up burst) are
-        not live audio: the rate cannot be measured, and holding more would only grow."""
-        most = max(STANDARD_RATES) * 4 * self._channels * (self._rates.span + BURST_SECONDS)
+        """More bytes than 48 kHz float32 makes in the time seen (plus a backlog) are not live
+        audio: the rate cannot be measured, and holding more would only grow."""
+        most = max(STANDARD_RATES) * 4 * self._channels * (self._rates.span + BACKLOG_SECONDS)
         if self._rates.total_bytes > most * (1 + LATE_TOLERANCE):
             raise self._too_fast()
 
@@ -284,8 +417,9 @@ class RawFormatDetector:
     def _too_fast(self) -> UnsupportedFormatError:
         return UnsupportedFormatError(
             f"{self._rates.total_bytes} bytes of raw frames arrived within "
-            f"{self._rates.span:.2f} s: faster than real time (a file pushed at full speed?), "
-            f"so the rate cannot be measured; {self._DECLARE}"
+            f"{self._rates.span:.2f} s: faster than real time by more than {BACKLOG_SECONDS:.0f} "
+            "s of audio (a file pushed at full speed?), so the rate cannot be measured; "
+            f"{self._DECLARE}"
         )
 
     def _too_short(self, sample_format: SampleFormat) -> UnsupportedFormatError:
@@ -299,6 +433,13 @@ class RawFormatDetector:
             f"raw frames arrive at {estimate.measured:.0f} frames/s over {estimate.seconds:.2f} "
             f"s, {100 * estimate.deviation:.1f} % from the nearest standard rate "
             f"{estimate.rate} Hz: not a live microphone in real time; {self._DECLARE}"
+        )
+
+    def _unsteady(self, estimate: RateEstimate | None) -> UnsupportedFormatError:
+        seen = f" (last {estimate})" if estimate is not None else ""
+        return UnsupportedFormatError(
+            f"raw frames arrived too irregularly over {self._rates.span:.2f} s to measure their "
+            f"rate{seen}; {self._DECLARE}"
         )
 
     def _undecided(self) -> UnsupportedFormatError:
