@@ -147,6 +147,19 @@ def test_heuristic_on_synthetic_signals() -> None:
     assert guess_raw_sample_format((x * 32767).astype("<i2").tobytes()) is sd.SampleFormat.INT16
 
 
+def test_quiet_float32_with_decaying_tails_is_still_float32() -> None:
+    """Firefox's microphone on a loaded machine: speech, then filter tails that decay through
+    1e-10 and 1e-19 into silence, a fifth of the non-zero words below 1e-7."""
+    speech = _speech_like(6000)
+    tail = (0.3 * np.exp(-np.linspace(0, 45, 3000))).astype(np.float32)  # 0.3 down to 1e-20
+    stream = np.concatenate([speech, tail, np.zeros(4000, np.float32)])
+    assert np.mean(np.abs(stream[stream != 0]) < 1e-7) > 0.2
+    assert guess_raw_sample_format(stream.tobytes()) is sd.SampleFormat.FLOAT32
+    for gain in (100, 1000, 8000, 32767):  # int16 at any level is never read as float32
+        quiet = np.clip(np.rint(stream * gain), -32768, 32767).astype("<i2").tobytes()
+        assert guess_raw_sample_format(quiet) is not sd.SampleFormat.FLOAT32
+
+
 def test_heuristic_refuses_silence_and_tiny_inputs() -> None:
     assert guess_raw_sample_format(bytes(100_000)) is None
     assert guess_raw_sample_format(_speech_like(100).tobytes()) is None

@@ -298,7 +298,10 @@ def guess_raw_sample_format(data: bytes) -> SampleFormat | None:
     values (the high sample's bits land in the exponent). Read as int16, real int16 audio sits
     mostly near zero (median magnitude under a quarter of full scale), while float32 audio read
     as int16 does not (every other value holds a float's sign and exponent, about ±16000), nor do
-    random bytes (uniform: median 16384) or text. The guess needs at least
+    random bytes (uniform: median 16384) or text. Quiet float audio may hold many tinier values
+    (Firefox's filter tails decay through 1e-10 and 1e-19 into silence), but never one above
+    16 or a NaN, which int16 read as float32 gives in about half its words (the negative
+    samples); so fewer plausible values do when none is wild. The guess needs at least
     :data:`GUESS_MIN_NONZERO_SAMPLES` non-zero float32 words and a clear majority (95 % / 50 %)
     either way; digital silence decides nothing, and bytes that fit neither reading decide
     nothing either.
@@ -311,12 +314,17 @@ def guess_raw_sample_format(data: bytes) -> SampleFormat | None:
     with np.errstate(invalid="ignore", over="ignore"):
         magnitude = np.abs(nonzero.astype(np.float64))
     plausible = float(np.mean((magnitude >= 1e-7) & (magnitude <= 16.0)))
-    if plausible >= 0.95:
+    wild = float(np.mean(~(magnitude <= 16.0)))  # above 16, infinite or NaN
+    if plausible >= 0.95 or (plausible >= _QUIET_PLAUSIBLE and wild <= _FLOAT_MAX_WILD):
         return SampleFormat.FLOAT32
     if plausible <= 0.5 and _looks_like_int16_audio(data[:usable]):
         return SampleFormat.INT16
     return None
 
+
+#: Plausible float32 words enough when (almost) none is wild: above 16, infinite or NaN.
+_QUIET_PLAUSIBLE = 0.5
+_FLOAT_MAX_WILD = 0.001
 
 #: Median magnitude of non-zero int16 audio stays below this (a quarter of full scale).
 _INT16_MEDIAN_LIMIT = 8192

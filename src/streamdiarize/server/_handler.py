@@ -303,7 +303,9 @@ class _Connection:
             level,
             "session %s ended: %s, %.1f s of audio, %d messages, %d segments",
             self.id,
-            error.code.value if error else ("client left" if close_code == 1006 else "end"),
+            f"{error.code.value} ({error.text})"
+            if error
+            else ("client left" if close_code == 1006 else "end"),
             outcome.audio_seconds,
             outcome.messages,
             outcome.segments,
