@@ -9,6 +9,7 @@ nothing declared, the reassembler must decode exactly what it decodes with the f
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
@@ -30,6 +31,7 @@ from streamdiarize.raw_detection import (
     RawFormatDetector,
     snap_rate,
 )
+from streamdiarize.transcribers import SegmentSink, Transcriber, TranscriberStream
 
 RAW = {"D": sd.SampleFormat.FLOAT32, "E": sd.SampleFormat.FLOAT32, "F": sd.SampleFormat.INT16}
 RATE = 44_100
@@ -82,6 +84,39 @@ def recorded_feed(letter: str) -> Feed:
     return list(zip(capture_messages(letter), arrivals, strict=True))
 
 
+class Recorder(Transcriber):
+    """A backend that keeps the PCM it is given, after ``opening_seconds`` of connecting."""
+
+    def __init__(self, opening_seconds: float = 0.0) -> None:
+        self.opening_seconds = opening_seconds
+        self.received: list[NDArray[np.int16]] = []
+
+    async def open(self, sink: SegmentSink, *, interim_results: bool = False) -> TranscriberStream:
+        await asyncio.sleep(self.opening_seconds)
+        return _RecordingStream(self.received)
+
+
+class _RecordingStream(TranscriberStream):
+    def __init__(self, received: list[NDArray[np.int16]]) -> None:
+        self._received = received
+
+    async def write(self, pcm: NDArray[np.int16]) -> None:
+        self._received.append(pcm)
+
+    async def finish(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+
+def encoded(audio: NDArray[np.float32], fmt: sd.SampleFormat) -> bytes:
+    """``audio`` as a page sends it in ``fmt``: float32 as is, int16 scaled and clipped."""
+    if fmt is sd.SampleFormat.FLOAT32:
+        return audio.astype("<f4").tobytes()
+    return np.clip(np.rint(audio * 32767), -32768, 32767).astype("<i2").tobytes()
+
+
 @pytest.mark.parametrize("letter", list(RAW))
 def test_undeclared_capture_decodes_like_the_declared_one_and_ffmpeg(
     letter: str, caplog: pytest.LogCaptureFixture
@@ -107,38 +142,18 @@ def test_undeclared_capture_decodes_like_the_declared_one_and_ffmpeg(
 
 def test_a_session_measures_with_its_injected_clock() -> None:
     """``TranscriptionSession(clock=...)``: the clock a test injects is the one measured."""
-    import asyncio
-
-    from streamdiarize.transcribers import SegmentSink, Transcriber, TranscriberStream
-
     feed = recorded_feed("D")
     times = iter(arrival for _, arrival in feed)
-    received: list[NDArray[np.int16]] = []
-
-    class Stream(TranscriberStream):
-        async def write(self, pcm: NDArray[np.int16]) -> None:
-            received.append(pcm)
-
-        async def finish(self) -> None:
-            pass
-
-        async def aclose(self) -> None:
-            pass
-
-    class Recorder(Transcriber):
-        async def open(
-            self, sink: SegmentSink, *, interim_results: bool = False
-        ) -> TranscriberStream:
-            return Stream()
+    recorder = Recorder()
 
     async def main() -> None:
-        async with sd.TranscriptionSession(Recorder(), clock=lambda: next(times)) as session:
+        async with sd.TranscriptionSession(recorder, clock=lambda: next(times)) as session:
             for message, _ in feed:
                 await session.send(message)
             assert session.reassembler.format == sd.AudioFormat.raw(RATE, "float32")
 
     asyncio.run(main())
-    assert np.array_equal(np.concatenate(received), declared("D"))
+    assert np.array_equal(np.concatenate(recorder.received), declared("D"))
 
 
 @cache
@@ -163,11 +178,7 @@ def test_every_standard_rate_and_format_in_any_split(
     """The dialog at every standard rate, in messages of a page's buffer size, cut anywhere
     (mid-sample too), arriving in real time with jitter: format and rate are found."""
     audio = dialog_at(rate)
-    data = (
-        audio.astype("<f4").tobytes()
-        if fmt is sd.SampleFormat.FLOAT32
-        else np.clip(np.rint(audio * 32767), -32768, 32767).astype("<i2").tobytes()
-    )
+    data = encoded(audio, fmt)
     step = frames * fmt.itemsize
     edges = sorted({*range(0, len(data), step), *(c % len(data) for c in cuts), len(data)})
     messages = [data[a:b] for a, b in itertools.pairwise(edges)]
@@ -214,11 +225,7 @@ def test_a_reader_that_stalls_still_measures_the_right_rate(
     must fit a quarter of the span to corroborate a measurement, which may outlast the 10 s.)"""
     assume(frames / rate <= 0.26)
     audio = np.tile(dialog_at(rate), 4)  # 10 s: the stalls end with 4 s still to come
-    data = (
-        audio.astype("<f4").tobytes()
-        if fmt is sd.SampleFormat.FLOAT32
-        else np.clip(np.rint(audio * 32767), -32768, 32767).astype("<i2").tobytes()
-    )
+    data = encoded(audio, fmt)
     step = frames * fmt.itemsize
     messages = [data[i : i + step] for i in range(0, len(data), step)]
     arrivals = live_arrivals(
@@ -238,39 +245,19 @@ def test_a_server_that_opens_its_session_after_the_first_message() -> None:
     (here 1.5 s, as connecting to the service or loading a model takes), then send the rest.
     The page streamed in real time meanwhile: 1.5 s of backlog lands at once, and the rate is
     still 44.1 kHz, with no sample lost."""
-    import asyncio
     import time
 
     from websockets.asyncio.client import connect
     from websockets.asyncio.server import ServerConnection, serve
 
-    from streamdiarize.transcribers import SegmentSink, Transcriber, TranscriberStream
-
     messages = capture_messages("D")[:160]  # 3.7 s
-    received: list[NDArray[np.int16]] = []
+    slow_to_open = Recorder(opening_seconds=1.5)
     formats: list[sd.AudioFormat | None] = []
     closed = asyncio.Event()
 
-    class Stream(TranscriberStream):
-        async def write(self, pcm: NDArray[np.int16]) -> None:
-            received.append(pcm)
-
-        async def finish(self) -> None:
-            pass
-
-        async def aclose(self) -> None:
-            pass
-
-    class SlowToOpen(Transcriber):
-        async def open(
-            self, sink: SegmentSink, *, interim_results: bool = False
-        ) -> TranscriberStream:
-            await asyncio.sleep(1.5)
-            return Stream()
-
     async def handler(websocket: ServerConnection) -> None:
         first = await websocket.recv(decode=False)
-        async with sd.TranscriptionSession(SlowToOpen()) as session:
+        async with sd.TranscriptionSession(slow_to_open) as session:
             await session.send(first)
             async for message in websocket:
                 assert isinstance(message, bytes)
@@ -294,7 +281,7 @@ def test_a_server_that_opens_its_session_after_the_first_message() -> None:
     whole = replay(
         sd.ChunkReassembler(sd.AudioFormat.raw(RATE, "float32")), [(m, 0.0) for m in messages]
     )
-    assert np.array_equal(np.concatenate(received), whole[0])
+    assert np.array_equal(np.concatenate(slow_to_open.received), whole[0])
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
